@@ -8,14 +8,11 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure } from '@temporalio/common';
-import type { RedisClient } from '../src/infra/redis.js';
-import type { Pool, RowDataPacket } from 'mysql2/promise';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RowDataPacket } from 'mysql2/promise';
+import { describe, expect } from 'vitest';
 import { createActivities, FailureTypes, type Activities } from '../src/activities/order.js';
 import { previousBuildActivities } from '../src/activities/previous-build.js';
 import type { CancelReason, CloseRequest, PersistOrderInput } from '../src/model/order-workflow.js';
-import { type Stores } from '../src/db/stores.js';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
 import { saleKeys } from '../src/redis/layout.js';
 import { OrderChangeNotifier } from '../src/order/status-reads.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
@@ -28,24 +25,21 @@ import { signWebhook } from '../toolkit/sign-webhook.js';
 import { settingsOf } from '../toolkit/provider-config.js';
 import { PaymentReceiver, PaymentSignals } from '../src/payments/receiver.js';
 import { testConfig } from './helpers/env.js';
-import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
+import type { StoreClients } from './helpers/stack-clients.js';
+import { storeClientsTest } from './helpers/stack-test.js';
 import { expectInvariants, openDispute, putOnSale, saleReport } from './helpers/fixtures.js';
 
-let clients: StoreClients | undefined;
-let pool: Pool;
-let stores: Stores;
-let redis: RedisClient;
-let inventory: RedisInventory;
-let activities: Activities;
-/** A payment event through the generic provider's webhook path, as its route runs it (no HTTP). */
-let sendPaymentWebhook: (event: { eventId: string; orderNo: string; amountCents: number }) => Promise<IntakeAnswer>;
+const config = testConfig();
 
-beforeAll(() => {
-  const config = testConfig();
-  clients = openStoreClients(config);
-  ({ pool, stores, redis } = clients);
-  inventory = new RedisInventory(redis, config.temporal.taskQueue);
-  activities = createActivities({ stores, inventory, changes: new OrderChangeNotifier(redis) });
+/** The clients, and the activities over them. */
+interface Bench extends Omit<StoreClients, 'close'> {
+  activities: Activities;
+  /** A payment event through the generic provider's webhook path, as its route runs it (no HTTP). */
+  sendPaymentWebhook: (event: { eventId: string; orderNo: string; amountCents: number }) => Promise<IntakeAnswer>;
+}
+
+const it = storeClientsTest(config).extend('bench', { scope: 'file' }, ({ clients }): Bench => {
+  const { stores, redis, inventory } = clients;
   // The intake as src/api/app.ts builds it over the PaymentReceiver; no Temporal here, so no Signal is sent.
   const mysql = DependencyGuard.neverOpen('mysql', isMysqlFailure);
   const payments = new PaymentReceiver({
@@ -60,16 +54,16 @@ beforeAll(() => {
     mysql,
     mysqlMs: config.deadlines.mysqlMs,
   });
-  // As src/api/routes/payments.ts: the signature verified over the raw body, then the body validated and handled.
-  sendPaymentWebhook = async (event) => {
-    const raw = JSON.stringify({ ...event, type: 'payment.succeeded' });
-    const verified = await intake.verify(raw, signWebhook(config.webhookSecret, raw));
-    return intake.handle(verified, () => GENERIC_WEBHOOK_ROUTE.body.parse(JSON.parse(raw)));
+  return {
+    ...clients,
+    activities: createActivities({ stores, inventory, changes: new OrderChangeNotifier(redis) }),
+    // As src/api/routes/payments.ts: the signature verified over the raw body, then the body validated and handled.
+    sendPaymentWebhook: async (event) => {
+      const raw = JSON.stringify({ ...event, type: 'payment.succeeded' });
+      const verified = await intake.verify(raw, signWebhook(config.webhookSecret, raw));
+      return intake.handle(verified, () => GENERIC_WEBHOOK_ROUTE.body.parse(JSON.parse(raw)));
+    },
   };
-});
-
-afterAll(async () => {
-  await clients?.close();
 });
 
 const PAYMENT_WINDOW_MS = 30 * 60_000;
@@ -86,15 +80,18 @@ interface ReservedOrder {
  * workflow gives persistOrder for it.
  */
 async function reservedOrder(
+  bench: Bench,
   opts: { stock?: number; quantity?: number; userId?: string } = {},
 ): Promise<ReservedOrder> {
+  const { stores, redis } = bench;
   const stock = opts.stock ?? 5;
   const quantity = opts.quantity ?? 2;
   const { sku, priceCents } = await putOnSale(stores, redis, { stock, perUserLimit: Math.max(quantity, 1) });
-  return { sku, priceCents, stock, input: await reserveOn({ sku, priceCents }, quantity, opts.userId) };
+  return { sku, priceCents, stock, input: await reserveOn(bench, { sku, priceCents }, quantity, opts.userId) };
 }
 
 async function reserveOn(
+  { inventory }: Bench,
   sale: { sku: string; priceCents: number },
   quantity: number,
   userId = `user-${randomUUID()}`,
@@ -116,7 +113,7 @@ async function reserveOn(
 }
 
 /** Everything the activities can change for one SKU (and the payments of the given orders). */
-async function endState(sku: string, orderNos: string[] = []) {
+async function endState({ pool, redis }: Bench, sku: string, orderNos: string[] = []) {
   const [orders] = await pool.query<RowDataPacket[]>('SELECT * FROM orders WHERE sku = ? ORDER BY order_no', [sku]);
   const [payments] = orderNos.length
     ? await pool.query<RowDataPacket[]>('SELECT * FROM payments WHERE order_no IN (?) ORDER BY event_id', [orderNos])
@@ -149,19 +146,19 @@ function claimedIn<T extends { redis: { reservations: Record<string, string> } }
   };
 }
 
-async function orderRows(orderNo: string) {
+async function orderRows({ pool }: Bench, orderNo: string) {
   const [rows] = await pool.query<RowDataPacket[]>('SELECT * FROM orders WHERE order_no = ?', [orderNo]);
   return rows;
 }
 
 /** The one row MySQL holds for the order (however many attempts wrote it). */
-async function onlyOrderRow(orderNo: string): Promise<RowDataPacket> {
-  const rows = await orderRows(orderNo);
+async function onlyOrderRow(bench: Bench, orderNo: string): Promise<RowDataPacket> {
+  const rows = await orderRows(bench, orderNo);
   expect(rows).toHaveLength(1);
   return rows[0]!;
 }
 
-async function paymentRows(eventId: string) {
+async function paymentRows({ pool }: Bench, eventId: string) {
   const [rows] = await pool.query<RowDataPacket[]>(
     'SELECT event_id, order_no, amount_cents, outcome, refund_reason FROM payments WHERE event_id = ?',
     [eventId],
@@ -169,7 +166,7 @@ async function paymentRows(eventId: string) {
   return rows.map((r) => ({ ...r }));
 }
 
-async function mysqlAvailable(sku: string): Promise<number | null> {
+async function mysqlAvailable({ pool }: Bench, sku: string): Promise<number | null> {
   const [rows] = await pool.query<RowDataPacket[]>('SELECT available FROM sales WHERE sku = ?', [sku]);
   return rows[0] ? Number(rows[0].available) : null;
 }
@@ -196,15 +193,16 @@ async function expectNonRetryable(call: Promise<unknown>, type: string): Promise
  * workflow releases it as its owner), and MySQL holds no order.
  */
 async function expectPersistRefused(
+  bench: Bench,
   { sku, input }: Pick<ReservedOrder, 'sku' | 'input'>,
   type: string,
   typeName: string,
 ): Promise<void> {
-  const before = await endState(sku, [input.orderNo]);
-  await expectNonRetryable(activities.persistOrder(input), type);
-  await expectNonRetryable(activities.persistOrder(input), typeName);
-  expect(await endState(sku, [input.orderNo])).toEqual(claimedIn(before, input.orderNo));
-  expect(await orderRows(input.orderNo)).toHaveLength(0);
+  const before = await endState(bench, sku, [input.orderNo]);
+  await expectNonRetryable(bench.activities.persistOrder(input), type);
+  await expectNonRetryable(bench.activities.persistOrder(input), typeName);
+  expect(await endState(bench, sku, [input.orderNo])).toEqual(claimedIn(before, input.orderNo));
+  expect(await orderRows(bench, input.orderNo)).toHaveLength(0);
 }
 
 /**
@@ -212,13 +210,14 @@ async function expectPersistRefused(
  * changes nothing in either store. The end state after the first.
  */
 async function expectRepeatChangesNothing(
+  bench: Bench,
   call: () => Promise<unknown>,
-  ...where: Parameters<typeof endState>
+  ...where: [sku: string, orderNos?: string[]]
 ): ReturnType<typeof endState> {
   await call();
-  const once = await endState(...where);
+  const once = await endState(bench, ...where);
   await call();
-  expect(await endState(...where)).toEqual(once);
+  expect(await endState(bench, ...where)).toEqual(once);
   return once;
 }
 
@@ -231,14 +230,15 @@ async function concurrently<T>(...calls: (() => Promise<T>)[]): Promise<T[]> {
 }
 
 describe('persistOrder', () => {
-  it('twice in a row: one AWAITING_PAYMENT row, MySQL stock taken once', async () => {
-    const { sku, priceCents, stock, input } = await reservedOrder({ stock: 5, quantity: 2 });
-    const before = await endState(sku);
+  it('twice in a row: one AWAITING_PAYMENT row, MySQL stock taken once', async ({ bench }) => {
+    const { stores, redis, inventory, activities } = bench;
+    const { sku, priceCents, stock, input } = await reservedOrder(bench, { stock: 5, quantity: 2 });
+    const before = await endState(bench, sku);
 
-    const once = await expectRepeatChangesNothing(() => activities.persistOrder(input), sku);
+    const once = await expectRepeatChangesNothing(bench, () => activities.persistOrder(input), sku);
     const persistedBy = Date.now();
 
-    const row = await onlyOrderRow(input.orderNo);
+    const row = await onlyOrderRow(bench, input.orderNo);
     expect(row).toMatchObject({
       sku,
       user_id: input.userId,
@@ -257,16 +257,17 @@ describe('persistOrder', () => {
     expect((row.payment_deadline as Date).getTime()).toBeGreaterThanOrEqual(Date.parse(input.paymentDeadline));
     // MySQL's NOW() (this box's clock) when the first attempt committed, + the window: at most this.
     expect((row.payment_deadline as Date).getTime()).toBeLessThanOrEqual(persistedBy + PAYMENT_WINDOW_MS);
-    expect(await mysqlAvailable(sku)).toBe(stock - 2);
+    expect(await mysqlAvailable(bench, sku)).toBe(stock - 2);
     // In Redis, persistOrder only claims the reservation (R -> C): the counters do not move.
     expect(once.redis).toEqual(claimedIn(before, input.orderNo).redis);
     expect((await inventory.getReservation(sku, input.orderNo))?.state).toBe('CLAIMED');
     expectInvariants(await saleReport(stores, redis, sku));
   });
 
-  it('twice at the same time: one AWAITING_PAYMENT row, MySQL stock taken once', async () => {
-    const { sku, stock, input } = await reservedOrder({ stock: 5, quantity: 2 });
-    const reference = await reservedOrder({ stock: 5, quantity: 2 });
+  it('twice at the same time: one AWAITING_PAYMENT row, MySQL stock taken once', async ({ bench }) => {
+    const { stores, redis, activities } = bench;
+    const { sku, stock, input } = await reservedOrder(bench, { stock: 5, quantity: 2 });
+    const reference = await reservedOrder(bench, { stock: 5, quantity: 2 });
     await activities.persistOrder(reference.input);
 
     await concurrently(
@@ -274,93 +275,108 @@ describe('persistOrder', () => {
       () => activities.persistOrder(input),
     );
 
-    const row = await onlyOrderRow(input.orderNo);
+    const row = await onlyOrderRow(bench, input.orderNo);
     expect(row).toMatchObject({ status: 'AWAITING_PAYMENT', quantity: 2 });
-    expect(await mysqlAvailable(sku)).toBe(stock - 2);
+    expect(await mysqlAvailable(bench, sku)).toBe(stock - 2);
     expectInvariants(await saleReport(stores, redis, sku));
     // The same figures as the order persisted once on its twin SKU.
     const [twice, once] = [await saleReport(stores, redis, sku), await saleReport(stores, redis, reference.sku)];
     expect(twice.figures).toEqual(once.figures);
   });
 
-  it('again after it took the last units: succeeds as persisted, not out of stock, and takes nothing more', async () => {
-    const { sku, input } = await reservedOrder({ stock: 2, quantity: 2 });
+  it('again after it took the last units: succeeds as persisted, not out of stock, and takes nothing more', async ({
+    bench,
+  }) => {
+    const { stores, redis, activities } = bench;
+    const { sku, input } = await reservedOrder(bench, { stock: 2, quantity: 2 });
     await activities.persistOrder(input);
-    expect(await mysqlAvailable(sku)).toBe(0);
-    const once = await endState(sku);
+    expect(await mysqlAvailable(bench, sku)).toBe(0);
+    const once = await endState(bench, sku);
     // The retry's UPDATE finds no stock; the row the first attempt committed decides the answer.
     await activities.persistOrder(input);
-    expect(await endState(sku)).toEqual(once);
-    expect(await orderRows(input.orderNo)).toHaveLength(1);
+    expect(await endState(bench, sku)).toEqual(once);
+    expect(await orderRows(bench, input.orderNo)).toHaveLength(1);
     expectInvariants(await saleReport(stores, redis, sku));
   });
 
-  it('many attempts at the same time still take the stock once', async () => {
-    const { sku, stock, input } = await reservedOrder({ stock: 5, quantity: 1 });
+  it('many attempts at the same time still take the stock once', async ({ bench }) => {
+    const { stores, redis, activities } = bench;
+    const { sku, stock, input } = await reservedOrder(bench, { stock: 5, quantity: 1 });
     await concurrently(...Array.from({ length: 6 }, () => () => activities.persistOrder(input)));
-    expect(await orderRows(input.orderNo)).toHaveLength(1);
-    expect(await mysqlAvailable(sku)).toBe(stock - 1);
+    expect(await orderRows(bench, input.orderNo)).toHaveLength(1);
+    expect(await mysqlAvailable(bench, sku)).toBe(stock - 1);
     expectInvariants(await saleReport(stores, redis, sku));
   });
 
-  it('fails for good with SaleNotFound when the SKU is not in MySQL, writing nothing', async () => {
-    const { sku, input } = await reservedOrder({ stock: 3, quantity: 1 });
+  it('fails for good with SaleNotFound when the SKU is not in MySQL, writing nothing', async ({ bench }) => {
+    const { pool } = bench;
+    const { sku, input } = await reservedOrder(bench, { stock: 3, quantity: 1 });
     await pool.query('DELETE FROM sales WHERE sku = ?', [sku]);
-    await expectPersistRefused({ sku, input }, FailureTypes.saleNotFound, 'SaleNotFound');
-    expect(await mysqlAvailable(sku)).toBeNull();
+    await expectPersistRefused(bench, { sku, input }, FailureTypes.saleNotFound, 'SaleNotFound');
+    expect(await mysqlAvailable(bench, sku)).toBeNull();
   });
 
-  it('fails for good with OutOfStockInDatabase when MySQL has fewer units than the order, writing nothing', async () => {
-    const { sku, input } = await reservedOrder({ stock: 5, quantity: 3 });
+  it('fails for good with OutOfStockInDatabase when MySQL has fewer units than the order, writing nothing', async ({
+    bench,
+  }) => {
+    const { pool } = bench;
+    const { sku, input } = await reservedOrder(bench, { stock: 5, quantity: 3 });
     await pool.query('UPDATE sales SET available = 2 WHERE sku = ?', [sku]);
-    await expectPersistRefused({ sku, input }, FailureTypes.outOfStockInDatabase, 'OutOfStockInDatabase');
-    expect(await mysqlAvailable(sku)).toBe(2);
+    await expectPersistRefused(bench, { sku, input }, FailureTypes.outOfStockInDatabase, 'OutOfStockInDatabase');
+    expect(await mysqlAvailable(bench, sku)).toBe(2);
   });
 
-  it('fails for good with OrderConflict for the same order number and another user, changing nothing', async () => {
-    const { sku, stock, input } = await reservedOrder({ stock: 5, quantity: 1 });
+  it('fails for good with OrderConflict for the same order number and another user, changing nothing', async ({
+    bench,
+  }) => {
+    const { activities } = bench;
+    const { sku, stock, input } = await reservedOrder(bench, { stock: 5, quantity: 1 });
     await activities.persistOrder(input);
-    const before = await endState(sku, [input.orderNo]);
+    const before = await endState(bench, sku, [input.orderNo]);
 
     const other = { ...input, userId: `user-${randomUUID()}` };
     await expectNonRetryable(activities.persistOrder(other), FailureTypes.orderConflict);
     await expectNonRetryable(activities.persistOrder(other), 'OrderConflict');
 
-    expect(await endState(sku, [input.orderNo])).toEqual(before);
-    expect(await orderRows(input.orderNo)).toEqual([
+    expect(await endState(bench, sku, [input.orderNo])).toEqual(before);
+    expect(await orderRows(bench, input.orderNo)).toEqual([
       expect.objectContaining({ user_id: input.userId, status: 'AWAITING_PAYMENT' }),
     ]);
-    expect(await mysqlAvailable(sku)).toBe(stock - 1);
+    expect(await mysqlAvailable(bench, sku)).toBe(stock - 1);
   });
 });
 
 /** The one close as the workflow asks it (its closeOrder activity): the row's verdict, carried out in Redis. */
-const close = (order: PersistOrderInput, request: CloseRequest) => activities.closeOrder({ order, request });
+const close = ({ activities }: Bench, order: PersistOrderInput, request: CloseRequest) =>
+  activities.closeOrder({ order, request });
 const FAIL = (reason: string): CloseRequest => ({ kind: 'FAIL', reason });
 const CANCEL = (reason: CancelReason): CloseRequest => ({ kind: 'CANCEL', reason });
 const PAYMENT: CloseRequest = { kind: 'PAYMENT' };
 
 describe('the one close: FAIL (persistence failed for good, the provider refused the payment)', () => {
-  it('twice, and twice at once: one FAILED row with the reason, no stock taken anywhere, the units back in Redis', async () => {
-    const { sku, priceCents, stock, input } = await reservedOrder({ stock: 4, quantity: 2 });
+  it('twice, and twice at once: one FAILED row with the reason, no stock taken anywhere, the units back in Redis', async ({
+    bench,
+  }) => {
+    const { stores, redis, inventory } = bench;
+    const { sku, priceCents, stock, input } = await reservedOrder(bench, { stock: 4, quantity: 2 });
     const failed = { ...input, idempotencyKey: 'idem-1' };
     // The checkout's key, as reserve.lua maps it (a key is never forgotten).
     await inventory.restoreKey(sku, { userId: input.userId, key: 'idem-1', orderNo: input.orderNo });
     const reason = 'SaleNotFound: sale does not exist in MySQL';
 
-    const once = await expectRepeatChangesNothing(() => close(failed, FAIL(reason)), sku);
+    const once = await expectRepeatChangesNothing(bench, () => close(bench, failed, FAIL(reason)), sku);
     expect(
       await concurrently(
-        () => close(failed, FAIL(reason)),
-        () => close(failed, FAIL(reason)),
+        () => close(bench, failed, FAIL(reason)),
+        () => close(bench, failed, FAIL(reason)),
       ),
     ).toEqual([
       { outcome: 'FAILED', reason },
       { outcome: 'FAILED', reason },
     ]);
-    expect(await endState(sku)).toEqual(once);
+    expect(await endState(bench, sku)).toEqual(once);
 
-    const row = await onlyOrderRow(input.orderNo);
+    const row = await onlyOrderRow(bench, input.orderNo);
     expect(row).toMatchObject({
       sku,
       user_id: input.userId,
@@ -373,82 +389,94 @@ describe('the one close: FAIL (persistence failed for good, the provider refused
       paid_at: null,
     });
     expect((row.payment_deadline as Date).toISOString()).toBe(input.paymentDeadline);
-    expect(await mysqlAvailable(sku)).toBe(stock);
+    expect(await mysqlAvailable(bench, sku)).toBe(stock);
     expect(await inventory.getSale(sku)).toMatchObject({ available: stock, reserved: 0, sold: 0 });
     expect(await inventory.getReservation(sku, input.orderNo)).toBeNull();
     expectInvariants(await saleReport(stores, redis, sku));
   });
 
-  it('keeps a reason longer than the column to its first 255 characters', async () => {
-    const { input } = await reservedOrder({ quantity: 1 });
+  it('keeps a reason longer than the column to its first 255 characters', async ({ bench }) => {
+    const { input } = await reservedOrder(bench, { quantity: 1 });
     const reason = `x${'y'.repeat(400)}`;
-    await close(input, FAIL(reason));
-    expect(await close(input, FAIL(reason))).toEqual({ outcome: 'FAILED', reason: reason.slice(0, 255) });
-    expect((await orderRows(input.orderNo))[0]?.failure_reason).toBe(reason.slice(0, 255));
+    await close(bench, input, FAIL(reason));
+    expect(await close(bench, input, FAIL(reason))).toEqual({ outcome: 'FAILED', reason: reason.slice(0, 255) });
+    expect((await orderRows(bench, input.orderNo))[0]?.failure_reason).toBe(reason.slice(0, 255));
   });
 
-  it('fails an order that was persisted although its workflow never learnt it, giving its units back once in both stores', async () => {
+  it('fails an order that was persisted although its workflow never learnt it, giving its units back once in both stores', async ({
+    bench,
+  }) => {
+    const { stores, redis, activities } = bench;
     // persistOrder committed, then every later attempt failed (MySQL down through the retry budget).
-    const { sku, stock, input } = await reservedOrder({ stock: 4, quantity: 1 });
+    const { sku, stock, input } = await reservedOrder(bench, { stock: 4, quantity: 1 });
     await activities.persistOrder(input);
-    expect(await mysqlAvailable(sku)).toBe(stock - 1);
+    expect(await mysqlAvailable(bench, sku)).toBe(stock - 1);
 
-    await close(input, FAIL('persistOrder failed for good'));
-    const once = await endState(sku, [input.orderNo]);
-    await close(input, FAIL('persistOrder failed for good'));
+    await close(bench, input, FAIL('persistOrder failed for good'));
+    const once = await endState(bench, sku, [input.orderNo]);
+    await close(bench, input, FAIL('persistOrder failed for good'));
     await concurrently(
-      () => close(input, FAIL('again')),
-      () => close(input, FAIL('again')),
+      () => close(bench, input, FAIL('again')),
+      () => close(bench, input, FAIL('again')),
     );
 
-    expect(await endState(sku, [input.orderNo])).toEqual(once);
-    expect(await orderRows(input.orderNo)).toEqual([
+    expect(await endState(bench, sku, [input.orderNo])).toEqual(once);
+    expect(await orderRows(bench, input.orderNo)).toEqual([
       expect.objectContaining({ status: 'FAILED', failure_reason: 'persistOrder failed for good' }),
     ]);
-    expect(await mysqlAvailable(sku)).toBe(stock);
+    expect(await mysqlAvailable(bench, sku)).toBe(stock);
     expectInvariants(await saleReport(stores, redis, sku));
   });
 
   // Defect 1 of "One close", its store's side: the persist's first attempt committed and a payment was applied to the
   // row; the workflow then failed it. On 7b2150e the workflow's task failed for ever instead (no move to FAILING).
-  it('a FAIL asked of a row its payment sold answers PAID: the unit is confirmed, the payment kept', async () => {
-    const { sku, priceCents, stock, input } = await reservedOrder({ stock: 4, quantity: 1 });
+  it('a FAIL asked of a row its payment sold answers PAID: the unit is confirmed, the payment kept', async ({
+    bench,
+  }) => {
+    const { stores, redis, inventory, activities } = bench;
+    const { sku, priceCents, stock, input } = await reservedOrder(bench, { stock: 4, quantity: 1 });
     await activities.persistOrder(input);
     const { row } = await stores.payments.recordPayment(
       { eventId: `evt-${randomUUID()}`, orderNo: input.orderNo, amountCents: priceCents },
       'webhook',
     );
-    expect(await close(input, FAIL('ScheduleToClose: persistOrder timed out'))).toMatchObject({
+    expect(await close(bench, input, FAIL('ScheduleToClose: persistOrder timed out'))).toMatchObject({
       outcome: 'PAID',
       status: 'PAID',
     });
-    expect(await onlyOrderRow(input.orderNo)).toMatchObject({ status: 'PAID', failure_reason: null });
+    expect(await onlyOrderRow(bench, input.orderNo)).toMatchObject({ status: 'PAID', failure_reason: null });
     expect(await stores.payments.getPayment(row.eventId)).toMatchObject({ outcome: 'APPLIED' });
     expect(await inventory.getSale(sku)).toMatchObject({ available: stock - 1, reserved: 0, sold: 1 });
     expectInvariants(await saleReport(stores, redis, sku));
   });
 
-  it('an order number that names another order (OrderConflict): this one fails, that row is left as it is', async () => {
-    const { sku, input } = await reservedOrder({ stock: 5, quantity: 1 });
+  it('an order number that names another order (OrderConflict): this one fails, that row is left as it is', async ({
+    bench,
+  }) => {
+    const { stores, redis, inventory, activities } = bench;
+    const { sku, input } = await reservedOrder(bench, { stock: 5, quantity: 1 });
     await activities.persistOrder(input);
     const otherSale = await putOnSale(stores, redis, { stock: 5 });
     const conflicting = { ...input, sku: otherSale.sku };
     await expectNonRetryable(activities.persistOrder(conflicting), 'OrderConflict');
     // The claim took the units in the other SKU; the failing workflow's close gives them back.
-    const before = await endState(sku, [input.orderNo]);
-    expect(await close(conflicting, FAIL('OrderConflict: exists for another sku or user'))).toMatchObject({
+    const before = await endState(bench, sku, [input.orderNo]);
+    expect(await close(bench, conflicting, FAIL('OrderConflict: exists for another sku or user'))).toMatchObject({
       outcome: 'FAILED',
     });
-    expect(await endState(sku, [input.orderNo])).toEqual(before);
-    expect(await onlyOrderRow(input.orderNo)).toMatchObject({ sku, status: 'AWAITING_PAYMENT' });
-    expect(await mysqlAvailable(otherSale.sku)).toBe(5);
+    expect(await endState(bench, sku, [input.orderNo])).toEqual(before);
+    expect(await onlyOrderRow(bench, input.orderNo)).toMatchObject({ sku, status: 'AWAITING_PAYMENT' });
+    expect(await mysqlAvailable(bench, otherSale.sku)).toBe(5);
     expect(await inventory.getSale(otherSale.sku)).toMatchObject({ available: 5, reserved: 0 });
   });
 });
 
 describe('the one close: a paid order whose units Redis no longer holds', () => {
-  it('fails a sold order whose money went back before (a dispute): FAILED, its unit back in both stores, the dispute its refund', async () => {
-    const { sku, priceCents, stock, input } = await reservedOrder({ stock: 4, quantity: 1 });
+  it('fails a sold order whose money went back before (a dispute): FAILED, its unit back in both stores, the dispute its refund', async ({
+    bench,
+  }) => {
+    const { stores, activities } = bench;
+    const { sku, priceCents, stock, input } = await reservedOrder(bench, { stock: 4, quantity: 1 });
     await activities.persistOrder(input);
     const intentId = `pi_${randomUUID()}`;
     const eventId = `evt-${randomUUID()}`;
@@ -461,39 +489,42 @@ describe('the one close: a paid order whose units Redis no longer holds', () => 
     await stores.refunds.recordTakeback(
       openDispute({ id: disputeId, intentId, orderNo: input.orderNo, amountCents: priceCents }),
     );
-    expect((await onlyOrderRow(input.orderNo)).status).toBe('DISPUTED');
+    expect((await onlyOrderRow(bench, input.orderNo)).status).toBe('DISPUTED');
     // Redis lost the claimed reservation, and its units went to another shopper: it cannot be made again.
-    await forgetReservation(input);
-    await reserveOn({ sku, priceCents }, 1);
-    await reserveOn({ sku, priceCents }, 1);
-    await reserveOn({ sku, priceCents }, 1);
-    await reserveOn({ sku, priceCents }, 1);
+    await forgetReservation(bench, input);
+    await reserveOn(bench, { sku, priceCents }, 1);
+    await reserveOn(bench, { sku, priceCents }, 1);
+    await reserveOn(bench, { sku, priceCents }, 1);
+    await reserveOn(bench, { sku, priceCents }, 1);
 
-    expect(await close(input, PAYMENT)).toMatchObject({
+    expect(await close(bench, input, PAYMENT)).toMatchObject({
       outcome: 'FAILED',
       reason: expect.stringMatching(/^ReservationLost/),
     });
-    const once = await endState(sku, [input.orderNo]);
+    const once = await endState(bench, sku, [input.orderNo]);
     await concurrently(
-      () => close(input, PAYMENT),
-      () => close(input, PAYMENT),
+      () => close(bench, input, PAYMENT),
+      () => close(bench, input, PAYMENT),
     );
-    expect(await endState(sku, [input.orderNo])).toEqual(once);
-    expect(await onlyOrderRow(input.orderNo)).toMatchObject({ status: 'FAILED' });
-    expect(await mysqlAvailable(sku)).toBe(stock);
+    expect(await endState(bench, sku, [input.orderNo])).toEqual(once);
+    expect(await onlyOrderRow(bench, input.orderNo)).toMatchObject({ status: 'FAILED' });
+    expect(await mysqlAvailable(bench, sku)).toBe(stock);
     // The chargeback gave the money back: the payment a failed order keeps no more is refunded by it.
     expect(await stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'REFUNDED', refundId: disputeId });
   });
 
-  it('makes a reservation Redis lost behind a paid order again as sold, whole: a payment made in time is not refunded for the loss', async () => {
-    const { sku, priceCents, stock, input } = await reservedOrder({ stock: 3, quantity: 1 });
+  it('makes a reservation Redis lost behind a paid order again as sold, whole: a payment made in time is not refunded for the loss', async ({
+    bench,
+  }) => {
+    const { stores, redis, inventory, activities } = bench;
+    const { sku, priceCents, stock, input } = await reservedOrder(bench, { stock: 3, quantity: 1 });
     await activities.persistOrder(input);
     await stores.payments.recordPayment(
       { eventId: `evt-${randomUUID()}`, orderNo: input.orderNo, amountCents: priceCents },
       'webhook',
     );
-    await forgetReservation(input);
-    expect(await close(input, PAYMENT)).toMatchObject({ outcome: 'PAID' });
+    await forgetReservation(bench, input);
+    expect(await close(bench, input, PAYMENT)).toMatchObject({ outcome: 'PAID' });
     expect(await inventory.getSale(sku)).toMatchObject({ stock, available: stock - 1, reserved: 0, sold: 1 });
     expect(await inventory.getReservation(sku, input.orderNo)).toMatchObject({
       state: 'SOLD',
@@ -504,46 +535,52 @@ describe('the one close: a paid order whose units Redis no longer holds', () => 
     expectInvariants(await saleReport(stores, redis, sku));
   });
 
-  it('fails a paid order whose lost units went to others, or whose shopper holds the limit through a newer order; its payment owed back ORDER_FAILED', async () => {
-    const gone = await reservedOrder({ stock: 1, quantity: 1 });
+  it('fails a paid order whose lost units went to others, or whose shopper holds the limit through a newer order; its payment owed back ORDER_FAILED', async ({
+    bench,
+  }) => {
+    const { stores, inventory, activities } = bench;
+    const gone = await reservedOrder(bench, { stock: 1, quantity: 1 });
     await activities.persistOrder(gone.input);
     const { row } = await stores.payments.recordPayment(
       { eventId: `evt-${randomUUID()}`, orderNo: gone.input.orderNo, amountCents: gone.priceCents },
       'webhook',
     );
-    await forgetReservation(gone.input);
-    await reserveOn({ sku: gone.sku, priceCents: gone.priceCents }, 1); // another shopper takes the unit
-    expect(await close(gone.input, PAYMENT)).toMatchObject({ outcome: 'FAILED' });
+    await forgetReservation(bench, gone.input);
+    await reserveOn(bench, { sku: gone.sku, priceCents: gone.priceCents }, 1); // another shopper takes the unit
+    expect(await close(bench, gone.input, PAYMENT)).toMatchObject({ outcome: 'FAILED' });
     expect(await inventory.getSale(gone.sku)).toMatchObject({ available: 0, reserved: 1, sold: 0 });
     expect(await stores.payments.getPayment(row.eventId)).toMatchObject({
       outcome: 'REFUND_REQUIRED',
       refundReason: 'ORDER_FAILED',
     });
-    expect(await mysqlAvailable(gone.sku)).toBe(1);
+    expect(await mysqlAvailable(bench, gone.sku)).toBe(1);
 
-    const limited = await reservedOrder({ stock: 3, quantity: 1 });
+    const limited = await reservedOrder(bench, { stock: 3, quantity: 1 });
     await activities.persistOrder(limited.input);
     await stores.payments.recordPayment(
       { eventId: `evt-${randomUUID()}`, orderNo: limited.input.orderNo, amountCents: limited.priceCents },
       'webhook',
     );
-    await forgetReservation(limited.input);
+    await forgetReservation(bench, limited.input);
     // The same shopper buys again.
-    await reserveOn({ sku: limited.sku, priceCents: limited.priceCents }, 1, limited.input.userId);
-    expect(await close(limited.input, PAYMENT)).toMatchObject({ outcome: 'FAILED' });
+    await reserveOn(bench, { sku: limited.sku, priceCents: limited.priceCents }, 1, limited.input.userId);
+    expect(await close(bench, limited.input, PAYMENT)).toMatchObject({ outcome: 'FAILED' });
     expect(await inventory.userHolding(limited.sku, limited.input.userId)).toBe(1);
   });
 
   // Defect 4 of "One close" (red on 7b2150e: release.lua answered SOLD to its owner's release of a failed order's unit,
   // so Redis kept it sold while MySQL had it back).
-  it("gives back a failed order's unit even once Redis holds it sold (an adoption as sold came between)", async () => {
-    const { sku, priceCents, stock, input } = await reservedOrder({ stock: 3, quantity: 1 });
+  it("gives back a failed order's unit even once Redis holds it sold (an adoption as sold came between)", async ({
+    bench,
+  }) => {
+    const { stores, redis, inventory, activities } = bench;
+    const { sku, priceCents, stock, input } = await reservedOrder(bench, { stock: 3, quantity: 1 });
     await activities.persistOrder(input);
     await stores.payments.recordPayment(
       { eventId: `evt-${randomUUID()}`, orderNo: input.orderNo, amountCents: priceCents },
       'webhook',
     );
-    await close(input, { kind: 'RESERVATION_LOST', reason: 'ReservationLost: test' });
+    await close(bench, input, { kind: 'RESERVATION_LOST', reason: 'ReservationLost: test' });
     // The reconciler's adoption read the row as sold a moment before, and adopts it now.
     expect(
       await inventory.adopt(sku, {
@@ -555,7 +592,7 @@ describe('the one close: a paid order whose units Redis no longer holds', () => 
       }),
     ).toBe('ADOPTED');
     // Its undo is the one close: the row is FAILED, so the unit goes back, sold or not.
-    expect(await close(input, PAYMENT)).toMatchObject({ outcome: 'FAILED' });
+    expect(await close(bench, input, PAYMENT)).toMatchObject({ outcome: 'FAILED' });
     expect(await inventory.getSale(sku)).toMatchObject({ available: stock, reserved: 0, sold: 0 });
     expectInvariants(await saleReport(stores, redis, sku));
   });
@@ -565,7 +602,7 @@ describe('the one close: a paid order whose units Redis no longer holds', () => 
  * What a failover to a replica that lacked an order's reserve and claim leaves in Redis: no record, counters and
  * holding without it.
  */
-async function forgetReservation(input: PersistOrderInput): Promise<void> {
+async function forgetReservation({ redis }: Bench, input: PersistOrderInput): Promise<void> {
   const keys = saleKeys(input.sku);
   await redis.hdel(keys.reservations, input.orderNo);
   await redis.hincrby(keys.sale, 'available', input.quantity);
@@ -574,26 +611,29 @@ async function forgetReservation(input: PersistOrderInput): Promise<void> {
 }
 
 describe("the one judge: the order's row decides every payment", () => {
-  const pay = (orderNo: string, amountCents: number, eventId = `evt-${randomUUID()}`) =>
+  const pay = ({ stores }: Bench, orderNo: string, amountCents: number, eventId = `evt-${randomUUID()}`) =>
     stores.payments.recordPayment({ eventId, orderNo, amountCents }, 'webhook');
 
-  it('applies a payment of an order awaiting payment as it is recorded: PAID once; repeats change nothing', async () => {
-    const { sku, priceCents, stock, input } = await reservedOrder({ stock: 5, quantity: 2 });
+  it('applies a payment of an order awaiting payment as it is recorded: PAID once; repeats change nothing', async ({
+    bench,
+  }) => {
+    const { stores, redis, activities } = bench;
+    const { sku, priceCents, stock, input } = await reservedOrder(bench, { stock: 5, quantity: 2 });
     await activities.persistOrder(input);
     const eventId = `evt-${randomUUID()}`;
-    const first = await pay(input.orderNo, 2 * priceCents, eventId);
+    const first = await pay(bench, input.orderNo, 2 * priceCents, eventId);
     expect(first).toMatchObject({ judged: true, row: { outcome: 'APPLIED' } });
-    const once = await endState(sku, [input.orderNo]);
+    const once = await endState(bench, sku, [input.orderNo]);
     const again = await Promise.all([
-      pay(input.orderNo, 2 * priceCents, eventId),
-      pay(input.orderNo, 2 * priceCents, eventId),
+      pay(bench, input.orderNo, 2 * priceCents, eventId),
+      pay(bench, input.orderNo, 2 * priceCents, eventId),
     ]);
     expect(again.map((answer) => answer.judged)).toEqual([false, false]);
-    expect(await endState(sku, [input.orderNo])).toEqual(once);
-    const row = await onlyOrderRow(input.orderNo);
+    expect(await endState(bench, sku, [input.orderNo])).toEqual(once);
+    const row = await onlyOrderRow(bench, input.orderNo);
     expect(row).toMatchObject({ status: 'PAID', cancel_reason: null, cancelled_at: null });
     expect(row.paid_at).toBeInstanceOf(Date);
-    expect(await paymentRows(eventId)).toEqual([
+    expect(await paymentRows(bench, eventId)).toEqual([
       {
         event_id: eventId,
         order_no: input.orderNo,
@@ -603,41 +643,45 @@ describe("the one judge: the order's row decides every payment", () => {
       },
     ]);
     // Paying moves no stock in MySQL: it was taken when the order was persisted.
-    expect(await mysqlAvailable(sku)).toBe(stock - 2);
-    expect(await close(input, PAYMENT)).toMatchObject({ outcome: 'PAID' });
+    expect(await mysqlAvailable(bench, sku)).toBe(stock - 2);
+    expect(await close(bench, input, PAYMENT)).toMatchObject({ outcome: 'PAID' });
     expectInvariants(await saleReport(stores, redis, sku, { perUserLimit: 2 }));
   });
 
-  it('refunds the wrong amount, a second payment and one to an order closed unpaid, each for its reason', async () => {
-    const { sku, priceCents, input } = await reservedOrder({ stock: 5, quantity: 1 });
+  it('refunds the wrong amount, a second payment and one to an order closed unpaid, each for its reason', async ({
+    bench,
+  }) => {
+    const { activities } = bench;
+    const { sku, priceCents, input } = await reservedOrder(bench, { stock: 5, quantity: 1 });
     await activities.persistOrder(input);
-    expect((await pay(input.orderNo, priceCents - 1)).row).toMatchObject({
+    expect((await pay(bench, input.orderNo, priceCents - 1)).row).toMatchObject({
       outcome: 'REFUND_REQUIRED',
       refundReason: 'AMOUNT_MISMATCH',
     });
-    expect((await onlyOrderRow(input.orderNo)).status).toBe('AWAITING_PAYMENT');
-    expect((await pay(input.orderNo, priceCents)).row.outcome).toBe('APPLIED');
-    expect((await pay(input.orderNo, priceCents)).row).toMatchObject({
+    expect((await onlyOrderRow(bench, input.orderNo)).status).toBe('AWAITING_PAYMENT');
+    expect((await pay(bench, input.orderNo, priceCents)).row.outcome).toBe('APPLIED');
+    expect((await pay(bench, input.orderNo, priceCents)).row).toMatchObject({
       outcome: 'REFUND_REQUIRED',
       refundReason: 'ALREADY_PAID',
     });
-    const other = await reservedOrder({ stock: 5, quantity: 1 });
+    const other = await reservedOrder(bench, { stock: 5, quantity: 1 });
     await activities.persistOrder(other.input);
-    expect(await close(other.input, CANCEL('USER_CANCELLED'))).toEqual({
+    expect(await close(bench, other.input, CANCEL('USER_CANCELLED'))).toEqual({
       outcome: 'CANCELLED',
       reason: 'USER_CANCELLED',
     });
-    expect((await pay(other.input.orderNo, other.priceCents)).row).toMatchObject({
+    expect((await pay(bench, other.input.orderNo, other.priceCents)).row).toMatchObject({
       outcome: 'REFUND_REQUIRED',
       refundReason: 'ORDER_NOT_AWAITING_PAYMENT',
     });
-    expect((await onlyOrderRow(input.orderNo)).status).toBe('PAID');
+    expect((await onlyOrderRow(bench, input.orderNo)).status).toBe('PAID');
     expect(sku).toBeTruthy();
   });
 
-  it('never applies a payment already judged for refund, nor pays its order with it', async () => {
+  it('never applies a payment already judged for refund, nor pays its order with it', async ({ bench }) => {
+    const { stores, activities } = bench;
     // Red on ed180f6: ON DUPLICATE KEY UPDATE outcome = 'APPLIED' turned a REFUND_REQUIRED (or REFUNDED) row applied.
-    const { sku, priceCents, input } = await reservedOrder({ stock: 5, quantity: 1 });
+    const { sku, priceCents, input } = await reservedOrder(bench, { stock: 5, quantity: 1 });
     await activities.persistOrder(input);
     const event = {
       eventId: `evt-${randomUUID()}`,
@@ -647,23 +691,26 @@ describe("the one judge: the order's row decides every payment", () => {
       providerRef: `pi_${randomUUID()}`,
     };
     await stores.payments.recordPayment(event, 'webhook', 'INTENT_MISMATCH');
-    const before = await endState(sku, [input.orderNo]);
+    const before = await endState(bench, sku, [input.orderNo]);
     expect(await stores.payments.recordPayment(event, 'intent-read')).toMatchObject({ judged: false });
-    expect(await endState(sku, [input.orderNo])).toEqual(before);
-    expect(await paymentRows(event.eventId)).toMatchObject([
+    expect(await endState(bench, sku, [input.orderNo])).toEqual(before);
+    expect(await paymentRows(bench, event.eventId)).toMatchObject([
       { outcome: 'REFUND_REQUIRED', refund_reason: 'INTENT_MISMATCH' },
     ]);
-    expect((await onlyOrderRow(input.orderNo)).status).toBe('AWAITING_PAYMENT');
+    expect((await onlyOrderRow(bench, input.orderNo)).status).toBe('AWAITING_PAYMENT');
   });
 
-  it("decides the payments that came before the order's row as the row is written, in arrival order", async () => {
-    const { sku, priceCents, input } = await reservedOrder({ stock: 5, quantity: 1 });
+  it("decides the payments that came before the order's row as the row is written, in arrival order", async ({
+    bench,
+  }) => {
+    const { stores, redis, activities } = bench;
+    const { sku, priceCents, input } = await reservedOrder(bench, { stock: 5, quantity: 1 });
     // A few ms apart: MySQL stamps arrivals to the millisecond (a tie goes by event id).
-    const short = await pay(input.orderNo, priceCents - 1);
+    const short = await pay(bench, input.orderNo, priceCents - 1);
     await sleep(5);
-    const full = await pay(input.orderNo, priceCents);
+    const full = await pay(bench, input.orderNo, priceCents);
     await sleep(5);
-    const second = await pay(input.orderNo, priceCents);
+    const second = await pay(bench, input.orderNo, priceCents);
     for (const early of [short, full, second])
       expect(early).toMatchObject({ judged: false, row: { outcome: 'RECEIVED' } });
 
@@ -675,30 +722,35 @@ describe("the one judge: the order's row decides every payment", () => {
     });
     // A retry after a lost answer tells the same.
     expect((await activities.persistOrder(input)).applied).toEqual(persisted.applied);
-    expect(await paymentRows(short.row.eventId)).toMatchObject([
+    expect(await paymentRows(bench, short.row.eventId)).toMatchObject([
       { outcome: 'REFUND_REQUIRED', refund_reason: 'AMOUNT_MISMATCH' },
     ]);
-    expect(await paymentRows(full.row.eventId)).toMatchObject([{ outcome: 'APPLIED' }]);
-    expect(await paymentRows(second.row.eventId)).toMatchObject([
+    expect(await paymentRows(bench, full.row.eventId)).toMatchObject([{ outcome: 'APPLIED' }]);
+    expect(await paymentRows(bench, second.row.eventId)).toMatchObject([
       { outcome: 'REFUND_REQUIRED', refund_reason: 'ALREADY_PAID' },
     ]);
-    expect((await onlyOrderRow(input.orderNo)).status).toBe('PAID');
-    expect(await close(input, PAYMENT)).toMatchObject({ outcome: 'PAID' });
+    expect((await onlyOrderRow(bench, input.orderNo)).status).toBe('PAID');
+    expect(await close(bench, input, PAYMENT)).toMatchObject({ outcome: 'PAID' });
     expectInvariants(await saleReport(stores, redis, sku));
   });
 
-  it("leaves no payment undecided when it and its order's first write race, whichever commits second", async () => {
+  it("leaves no payment undecided when it and its order's first write race, whichever commits second", async ({
+    bench,
+  }) => {
+    const { stores, redis, activities } = bench;
     // Each transaction writes its own row, then locks the other's: whichever commits second decides (a locking read
     // waits for the other's uncommitted row; two that wait on each other deadlock, and one is run again).
     const sale = await putOnSale(stores, redis, { stock: 30, perUserLimit: 1 });
-    const inputs = await Promise.all(Array.from({ length: 30 }, () => reserveOn(sale, 1)));
+    const inputs = await Promise.all(Array.from({ length: 30 }, () => reserveOn(bench, sale, 1)));
     const outcomes = await Promise.all(
       inputs.map(async (input, i) => {
         // Half start the persist first, half the payment.
         const [paid, persisted] =
           i % 2 === 0
-            ? await Promise.all([pay(input.orderNo, sale.priceCents), activities.persistOrder(input)])
-            : (await Promise.all([activities.persistOrder(input), pay(input.orderNo, sale.priceCents)])).reverse();
+            ? await Promise.all([pay(bench, input.orderNo, sale.priceCents), activities.persistOrder(input)])
+            : (
+                await Promise.all([activities.persistOrder(input), pay(bench, input.orderNo, sale.priceCents)])
+              ).reverse();
         return { paid, persisted } as {
           paid: Awaited<ReturnType<typeof pay>>;
           persisted: Awaited<ReturnType<typeof activities.persistOrder>>;
@@ -709,12 +761,15 @@ describe("the one judge: the order's row decides every payment", () => {
       const orderNo = inputs[i]!.orderNo;
       // Decided by the one that committed second: the payment's own transaction, or the persist's.
       expect(paid.judged || persisted.applied?.eventId === paid.row.eventId, orderNo).toBe(true);
-      expect(await paymentRows(paid.row.eventId)).toMatchObject([{ outcome: 'APPLIED' }]);
-      expect((await onlyOrderRow(orderNo)).status).toBe('PAID');
+      expect(await paymentRows(bench, paid.row.eventId)).toMatchObject([{ outcome: 'APPLIED' }]);
+      expect((await onlyOrderRow(bench, orderNo)).status).toBe('PAID');
     }
   });
 
-  it('every transaction reads what others committed since (READ COMMITTED, set once per pooled connection)', async () => {
+  it('every transaction reads what others committed since (READ COMMITTED, set once per pooled connection)', async ({
+    bench,
+  }) => {
+    const { stores, redis, pool } = bench;
     // The row's lock orders two writers; RC's fresh reads are what the second relies on (and no gap locks).
     const { sku } = await putOnSale(stores, redis, { stock: 5, perUserLimit: 1 });
     const conn = await pool.getConnection();
@@ -734,7 +789,10 @@ describe("the one judge: the order's row decides every payment", () => {
     }
   });
 
-  it("judges many orders' payments at once while their rows are written: no two lock each other out", async () => {
+  it("judges many orders' payments at once while their rows are written: no two lock each other out", async ({
+    bench,
+  }) => {
+    const { stores, redis, pool } = bench;
     // Red on 86ec30c: the judge's read of an order's RECEIVED payments took an index by outcome and locked every
     // RECEIVED payment of every order: payments of unrelated orders deadlocked past inTransaction's retries (500s at
     // 100 payments/s in the bench).
@@ -764,8 +822,8 @@ describe("the one judge: the order's row decides every payment", () => {
     // The second half's rows written while every order is paid, the first half's and theirs (before or after).
     await Promise.all([
       lanes(writing, (orderNo) => stores.orders.insertAwaitingOrder(order(orderNo))),
-      lanes(written, (orderNo) => pay(orderNo, sale.priceCents)),
-      lanes(writing, (orderNo) => pay(orderNo, sale.priceCents)),
+      lanes(written, (orderNo) => pay(bench, orderNo, sale.priceCents)),
+      lanes(writing, (orderNo) => pay(bench, orderNo, sale.priceCents)),
     ]);
     expect([...new Set(failures)]).toEqual([]);
     const [[left]] = await pool.query<RowDataPacket[]>(
@@ -775,91 +833,101 @@ describe("the one judge: the order's row decides every payment", () => {
     expect(Number(left?.n)).toBe(0);
   });
 
-  it('refunds the payments waiting for an order whose first row is FAILED (ORDER_FAILED)', async () => {
-    const { priceCents, input } = await reservedOrder({ stock: 5, quantity: 1 });
-    const early = await pay(input.orderNo, priceCents);
+  it('refunds the payments waiting for an order whose first row is FAILED (ORDER_FAILED)', async ({ bench }) => {
+    const { priceCents, input } = await reservedOrder(bench, { stock: 5, quantity: 1 });
+    const early = await pay(bench, input.orderNo, priceCents);
     expect(early.row.outcome).toBe('RECEIVED');
-    await close(input, FAIL('persistOrder failed for good'));
-    expect(await paymentRows(early.row.eventId)).toMatchObject([
+    await close(bench, input, FAIL('persistOrder failed for good'));
+    expect(await paymentRows(bench, early.row.eventId)).toMatchObject([
       { outcome: 'REFUND_REQUIRED', refund_reason: 'ORDER_FAILED' },
     ]);
   });
 });
 
 describe('the one close: CANCEL (a shopper, an operator)', () => {
-  it("twice in a row: CANCELLED with its reason and MySQL's time, the stock back once in both stores", async () => {
-    const { sku, stock, input } = await reservedOrder({ stock: 5, quantity: 2 });
+  it("twice in a row: CANCELLED with its reason and MySQL's time, the stock back once in both stores", async ({
+    bench,
+  }) => {
+    const { stores, redis, activities } = bench;
+    const { sku, stock, input } = await reservedOrder(bench, { stock: 5, quantity: 2 });
     await activities.persistOrder(input);
-    expect(await mysqlAvailable(sku)).toBe(stock - 2);
+    expect(await mysqlAvailable(bench, sku)).toBe(stock - 2);
     const before = Date.now();
 
-    const once = await expectRepeatChangesNothing(() => close(input, CANCEL('OPERATOR_CANCELLED')), sku, [
+    const once = await expectRepeatChangesNothing(bench, () => close(bench, input, CANCEL('OPERATOR_CANCELLED')), sku, [
       input.orderNo,
     ]);
 
-    const row = await onlyOrderRow(input.orderNo);
+    const row = await onlyOrderRow(bench, input.orderNo);
     expect(row).toMatchObject({ status: 'CANCELLED', cancel_reason: 'OPERATOR_CANCELLED', paid_at: null });
     expect((row.cancelled_at as Date).getTime()).toBeGreaterThanOrEqual(before - 1_000);
-    expect(await mysqlAvailable(sku)).toBe(stock);
+    expect(await mysqlAvailable(bench, sku)).toBe(stock);
     expect(once.redis.reservations[input.orderNo]).toBeUndefined();
     const report = await saleReport(stores, redis, sku);
     expect(report.figures.redis).toMatchObject({ available: stock, reserved: 0, sold: 0 });
     expectInvariants(report);
   });
 
-  it('three at the same time: CANCELLED, the stock back once', async () => {
-    const { sku, stock, input } = await reservedOrder({ stock: 5, quantity: 2 });
+  it('three at the same time: CANCELLED, the stock back once', async ({ bench }) => {
+    const { inventory, activities } = bench;
+    const { sku, stock, input } = await reservedOrder(bench, { stock: 5, quantity: 2 });
     // Another shopper's reservation on the same SKU must stay as it is.
-    const other = await reserveOn({ sku, priceCents: input.unitPriceCents }, 1);
+    const other = await reserveOn(bench, { sku, priceCents: input.unitPriceCents }, 1);
     await activities.persistOrder(input);
     const answers = await concurrently(
-      () => close(input, CANCEL('USER_CANCELLED')),
-      () => close(input, CANCEL('USER_CANCELLED')),
-      () => close(input, CANCEL('USER_CANCELLED')),
+      () => close(bench, input, CANCEL('USER_CANCELLED')),
+      () => close(bench, input, CANCEL('USER_CANCELLED')),
+      () => close(bench, input, CANCEL('USER_CANCELLED')),
     );
     expect(answers).toEqual(Array(3).fill({ outcome: 'CANCELLED', reason: 'USER_CANCELLED' }));
-    expect(await orderRows(input.orderNo)).toEqual([
+    expect(await orderRows(bench, input.orderNo)).toEqual([
       expect.objectContaining({ status: 'CANCELLED', cancel_reason: 'USER_CANCELLED' }),
     ]);
-    expect(await mysqlAvailable(sku)).toBe(stock);
+    expect(await mysqlAvailable(bench, sku)).toBe(stock);
     expect(await inventory.getSale(sku)).toMatchObject({ available: stock - 1, reserved: 1, sold: 0 });
     expect(await inventory.userHolding(sku, input.userId)).toBe(0);
     expect((await inventory.getReservation(sku, other.orderNo))?.state).toBe('RESERVED');
   });
 
-  it('answers PAID for an order its row applied a payment to first, confirming its unit; again when retried', async () => {
-    const { sku, priceCents, stock, input } = await reservedOrder({ stock: 5, quantity: 1 });
+  it('answers PAID for an order its row applied a payment to first, confirming its unit; again when retried', async ({
+    bench,
+  }) => {
+    const { stores, redis, inventory, activities } = bench;
+    const { sku, priceCents, stock, input } = await reservedOrder(bench, { stock: 5, quantity: 1 });
     await activities.persistOrder(input);
     await stores.payments.recordPayment(
       { eventId: `evt-${randomUUID()}`, orderNo: input.orderNo, amountCents: priceCents },
       'webhook',
     );
-    const paid = await close(input, CANCEL('USER_CANCELLED'));
+    const paid = await close(bench, input, CANCEL('USER_CANCELLED'));
     expect(paid).toMatchObject({ outcome: 'PAID', status: 'PAID', paidAt: expect.any(String) });
-    const once = await endState(sku, [input.orderNo]);
-    expect(await close(input, CANCEL('USER_CANCELLED'))).toEqual(paid);
-    expect(await endState(sku, [input.orderNo])).toEqual(once);
-    expect(await onlyOrderRow(input.orderNo)).toMatchObject({
+    const once = await endState(bench, sku, [input.orderNo]);
+    expect(await close(bench, input, CANCEL('USER_CANCELLED'))).toEqual(paid);
+    expect(await endState(bench, sku, [input.orderNo])).toEqual(once);
+    expect(await onlyOrderRow(bench, input.orderNo)).toMatchObject({
       status: 'PAID',
       cancel_reason: null,
       cancelled_at: null,
     });
-    expect(await mysqlAvailable(sku)).toBe(stock - 1);
+    expect(await mysqlAvailable(bench, sku)).toBe(stock - 1);
     expect(await inventory.getSale(sku)).toMatchObject({ available: stock - 1, reserved: 0, sold: 1 });
     expectInvariants(await saleReport(stores, redis, sku));
   });
 
-  it('a FAILED order stays FAILED, whatever is asked of it after', async () => {
-    const { sku, input } = await reservedOrder({ stock: 5, quantity: 1 });
-    await close(input, FAIL('persist failed'));
-    const failed = await endState(sku, [input.orderNo]);
+  it('a FAILED order stays FAILED, whatever is asked of it after', async ({ bench }) => {
+    const { sku, input } = await reservedOrder(bench, { stock: 5, quantity: 1 });
+    await close(bench, input, FAIL('persist failed'));
+    const failed = await endState(bench, sku, [input.orderNo]);
     for (const request of [CANCEL('USER_CANCELLED'), PAYMENT, FAIL('again')])
-      expect(await close(input, request)).toEqual({ outcome: 'FAILED', reason: 'persist failed' });
-    expect(await endState(sku, [input.orderNo])).toEqual(failed);
-    expect(await mysqlAvailable(sku)).toBe(5);
+      expect(await close(bench, input, request)).toEqual({ outcome: 'FAILED', reason: 'persist failed' });
+    expect(await endState(bench, sku, [input.orderNo])).toEqual(failed);
+    expect(await mysqlAvailable(bench, sku)).toBe(5);
   });
 
-  it("gives nothing back for a reservation Redis lost (the counters lost it too), and the checkout's key names the order again", async () => {
+  it("gives nothing back for a reservation Redis lost (the counters lost it too), and the checkout's key names the order again", async ({
+    bench,
+  }) => {
+    const { stores, redis, inventory, activities } = bench;
     const { sku, priceCents } = await putOnSale(stores, redis, { stock: 3, perUserLimit: 1 });
     const userId = `user-é-${randomUUID()}`; // a multi-byte id: the key's field counts bytes, as reserve.lua does
     const orderNo = newOrderNo();
@@ -879,10 +947,10 @@ describe('the one close: CANCEL (a shopper, an operator)', () => {
       paymentDeadline: new Date(createdAtMs + PAYMENT_WINDOW_MS).toISOString(),
     };
     await activities.persistOrder(input);
-    await forgetReservation(input);
+    await forgetReservation(bench, input);
     await redis.del(saleKeys(sku).idempotency); // the key was in the lost writes too
     const before = await inventory.getSale(sku);
-    expect(await close(input, CANCEL('USER_CANCELLED'))).toMatchObject({ outcome: 'CANCELLED' });
+    expect(await close(bench, input, CANCEL('USER_CANCELLED'))).toMatchObject({ outcome: 'CANCELLED' });
     expect(await inventory.getSale(sku)).toEqual(before);
     expect(
       await inventory.reserve({ orderNo: newOrderNo(), sku, userId, quantity: 1, idempotencyKey: 'lost-key' }),
@@ -894,24 +962,28 @@ describe('the one close: CANCEL (a shopper, an operator)', () => {
 });
 
 describe('the one close: PAYMENT (a Signal asks whether the row was paid)', () => {
-  it('answers OPEN, changing nothing, while the row awaits payment (a Signal sent with no payment behind it)', async () => {
-    const { sku, input } = await reservedOrder({ stock: 5, quantity: 1 });
+  it('answers OPEN, changing nothing, while the row awaits payment (a Signal sent with no payment behind it)', async ({
+    bench,
+  }) => {
+    const { activities } = bench;
+    const { sku, input } = await reservedOrder(bench, { stock: 5, quantity: 1 });
     await activities.persistOrder(input);
-    const before = await endState(sku, [input.orderNo]);
-    expect(await close(input, PAYMENT)).toEqual({ outcome: 'OPEN' });
-    expect(await endState(sku, [input.orderNo])).toEqual(before);
+    const before = await endState(bench, sku, [input.orderNo]);
+    expect(await close(bench, input, PAYMENT)).toEqual({ outcome: 'OPEN' });
+    expect(await endState(bench, sku, [input.orderNo])).toEqual(before);
   });
 
-  it('twice at the same time: PAID, the units sold once', async () => {
-    const { sku, priceCents, stock, input } = await reservedOrder({ stock: 5, quantity: 2 });
+  it('twice at the same time: PAID, the units sold once', async ({ bench }) => {
+    const { stores, redis, inventory, activities } = bench;
+    const { sku, priceCents, stock, input } = await reservedOrder(bench, { stock: 5, quantity: 2 });
     await activities.persistOrder(input);
     await stores.payments.recordPayment(
       { eventId: `evt-${randomUUID()}`, orderNo: input.orderNo, amountCents: 2 * priceCents },
       'webhook',
     );
     const answers = await concurrently(
-      () => close(input, PAYMENT),
-      () => close(input, PAYMENT),
+      () => close(bench, input, PAYMENT),
+      () => close(bench, input, PAYMENT),
     );
     expect(answers.map((answer) => answer.outcome)).toEqual(['PAID', 'PAID']);
     expect(await inventory.getSale(sku)).toMatchObject({ stock, available: stock - 2, reserved: 0, sold: 2 });
@@ -927,39 +999,47 @@ describe('the one close: the arrival rule (a payment timeout) under the order ro
    * An order persisted with its payment deadline `inMs` from now (a past one: just passed). The
    * deadline is the later of the input's and MySQL's now + the window: a 1 ms window keeps the input's.
    */
-  async function persistedDueIn(inMs: number): Promise<ReservedOrder> {
-    const order = await reservedOrder({ stock: 5, quantity: 1 });
+  async function persistedDueIn(bench: Bench, inMs: number): Promise<ReservedOrder> {
+    const order = await reservedOrder(bench, { stock: 5, quantity: 1 });
     const wanted = { ...order.input, paymentWindow: '1ms', paymentDeadline: new Date(Date.now() + inMs).toISOString() };
-    const { paymentDeadline } = await activities.persistOrder(wanted);
+    const { paymentDeadline } = await bench.activities.persistOrder(wanted);
     if (inMs < 0) await sleep(Math.max(0, Date.parse(paymentDeadline) - Date.now() + 5));
     return { ...order, input: { ...wanted, paymentDeadline } };
   }
 
-  it('cancels an order with no payment, once, and gives its stock back once', async () => {
-    const { sku, stock, input } = await persistedDueIn(-1_000);
-    expect(await close(input, CANCEL('PAYMENT_TIMEOUT'))).toEqual({ outcome: 'CANCELLED', reason: 'PAYMENT_TIMEOUT' });
+  it('cancels an order with no payment, once, and gives its stock back once', async ({ bench }) => {
+    const { sku, stock, input } = await persistedDueIn(bench, -1_000);
+    expect(await close(bench, input, CANCEL('PAYMENT_TIMEOUT'))).toEqual({
+      outcome: 'CANCELLED',
+      reason: 'PAYMENT_TIMEOUT',
+    });
     await concurrently(
-      () => close(input, CANCEL('PAYMENT_TIMEOUT')),
-      () => close(input, CANCEL('PAYMENT_TIMEOUT')),
+      () => close(bench, input, CANCEL('PAYMENT_TIMEOUT')),
+      () => close(bench, input, CANCEL('PAYMENT_TIMEOUT')),
     );
-    expect(await orderRows(input.orderNo)).toEqual([
+    expect(await orderRows(bench, input.orderNo)).toEqual([
       expect.objectContaining({ status: 'CANCELLED', cancel_reason: 'PAYMENT_TIMEOUT' }),
     ]);
-    expect(await mysqlAvailable(sku)).toBe(stock);
+    expect(await mysqlAvailable(bench, sku)).toBe(stock);
   });
 
-  it("asked before MySQL's clock reached the deadline: retried when it will have (DeadlineNotReached), nothing changed", async () => {
-    const { sku, input } = await persistedDueIn(60_000);
-    const before = await endState(sku, [input.orderNo]);
-    const refused = await failureOf(close(input, CANCEL('PAYMENT_TIMEOUT')));
+  it("asked before MySQL's clock reached the deadline: retried when it will have (DeadlineNotReached), nothing changed", async ({
+    bench,
+  }) => {
+    const { sku, input } = await persistedDueIn(bench, 60_000);
+    const before = await endState(bench, sku, [input.orderNo]);
+    const refused = await failureOf(close(bench, input, CANCEL('PAYMENT_TIMEOUT')));
     expect(refused).toMatchObject({ type: FailureTypes.deadlineNotReached, nonRetryable: false });
     expect((refused as ApplicationFailure).nextRetryDelay).toBeGreaterThan(50_000);
-    expect(await endState(sku, [input.orderNo])).toEqual(before);
+    expect(await endState(bench, sku, [input.orderNo])).toEqual(before);
   });
 
-  it('finds the full payment its row applied in time and cancels nothing; a short one and a late one pay nothing', async () => {
+  it('finds the full payment its row applied in time and cancels nothing; a short one and a late one pay nothing', async ({
+    bench,
+  }) => {
+    const { stores } = bench;
     // Two seconds to record both payments before the deadline, however loaded the machine.
-    const { sku, stock, priceCents, input } = await persistedDueIn(2_000);
+    const { sku, stock, priceCents, input } = await persistedDueIn(bench, 2_000);
     await stores.payments.recordPayment(
       { eventId: `evt-short-${input.orderNo}`, orderNo: input.orderNo, amountCents: priceCents - 1 },
       'webhook',
@@ -968,30 +1048,33 @@ describe('the one close: the arrival rule (a payment timeout) under the order ro
       { eventId: `evt-full-${input.orderNo}`, orderNo: input.orderNo, amountCents: priceCents },
       'webhook',
     );
-    expect(await close(input, CANCEL('PAYMENT_TIMEOUT'))).toMatchObject({ outcome: 'PAID' });
-    expect(await orderRows(input.orderNo)).toEqual([expect.objectContaining({ status: 'PAID' })]);
-    expect(await mysqlAvailable(sku)).toBe(stock - 1);
+    expect(await close(bench, input, CANCEL('PAYMENT_TIMEOUT'))).toMatchObject({ outcome: 'PAID' });
+    expect(await orderRows(bench, input.orderNo)).toEqual([expect.objectContaining({ status: 'PAID' })]);
+    expect(await mysqlAvailable(bench, sku)).toBe(stock - 1);
 
-    const late = await persistedDueIn(-1_000);
+    const late = await persistedDueIn(bench, -1_000);
     const refused = await stores.payments.recordPayment(
       { eventId: `evt-late-${late.input.orderNo}`, orderNo: late.input.orderNo, amountCents: late.priceCents },
       'webhook',
     );
     expect(refused.row).toMatchObject({ outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' });
-    expect(await close(late.input, CANCEL('PAYMENT_TIMEOUT'))).toEqual({
+    expect(await close(bench, late.input, CANCEL('PAYMENT_TIMEOUT'))).toEqual({
       outcome: 'CANCELLED',
       reason: 'PAYMENT_TIMEOUT',
     });
   });
 
-  it('a payment racing the timeout is either applied (recorded in time) or stamped after the deadline, never lost between', async () => {
+  it('a payment racing the timeout is either applied (recorded in time) or stamped after the deadline, never lost between', async ({
+    bench,
+  }) => {
+    const { stores, sendPaymentWebhook } = bench;
     // Payments sent through the generic webhook's path around the deadline while the timeout cancels: whichever takes
     // the order row first, the close, the webhook's answer and the payment's row all agree with its received_at.
-    const orders = await Promise.all(Array.from({ length: 12 }, (_, i) => persistedDueIn(250 + i * 7)));
+    const orders = await Promise.all(Array.from({ length: 12 }, (_, i) => persistedDueIn(bench, 250 + i * 7)));
     await Promise.all(
       orders.map(async ({ input, priceCents }, i) => {
         const deadline = Date.parse(input.paymentDeadline);
-        const closing = close(input, CANCEL('PAYMENT_TIMEOUT'));
+        const closing = close(bench, input, CANCEL('PAYMENT_TIMEOUT'));
         await new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now() - 6 + (i % 4) * 4)));
         const eventId = `evt-race-${input.orderNo}`;
         const answer = await sendPaymentWebhook({ eventId, orderNo: input.orderNo, amountCents: priceCents });
@@ -1015,9 +1098,10 @@ describe('the one close: the arrival rule (a payment timeout) under the order ro
 });
 
 describe('the closing steps of the build before the one close (its orders drain on it)', () => {
-  it("answer in that build's shapes, each the one close underneath", async () => {
+  it("answer in that build's shapes, each the one close underneath", async ({ bench }) => {
+    const { stores, redis, inventory, activities } = bench;
     const previous = previousBuildActivities({ orders: stores.orders, inventory });
-    const { sku, priceCents, stock, input } = await reservedOrder({ stock: 5, quantity: 1 });
+    const { sku, priceCents, stock, input } = await reservedOrder(bench, { stock: 5, quantity: 1 });
     await activities.persistOrder(input);
     const cancel = { orderNo: input.orderNo, reason: 'USER_CANCELLED' as const, cancelledAt: new Date().toISOString() };
     const { row } = await stores.payments.recordPayment(
@@ -1031,7 +1115,7 @@ describe('the closing steps of the build before the one close (its orders drain 
     expect(await previous.confirmReservation({ sku, orderNo: input.orderNo })).toBe('CONFIRMED');
     expect(await previous.confirmReservation({ sku, orderNo: input.orderNo })).toBe('ALREADY_CONFIRMED');
 
-    const other = await reserveOn({ sku, priceCents }, 1);
+    const other = await reserveOn(bench, { sku, priceCents }, 1);
     await activities.persistOrder(other);
     expect(await previous.cancelUnpaidOrder({ ...cancel, orderNo: other.orderNo })).toEqual({
       outcome: 'CANCELLED',
@@ -1039,18 +1123,21 @@ describe('the closing steps of the build before the one close (its orders drain 
     });
     expect(await previous.releaseReservation({ sku, orderNo: other.orderNo })).toBe('RELEASED');
 
-    const failing = await reserveOn({ sku, priceCents }, 1);
+    const failing = await reserveOn(bench, { sku, priceCents }, 1);
     await previous.recordOrderFailure({ ...failing, reason: 'SaleNotFound: test' });
     expect(await previous.releaseReservation({ sku, orderNo: failing.orderNo, orderFailed: true })).toBe('RELEASED');
-    expect(await onlyOrderRow(failing.orderNo)).toMatchObject({ status: 'FAILED' });
-    expect(await mysqlAvailable(sku)).toBe(stock - 1);
+    expect(await onlyOrderRow(bench, failing.orderNo)).toMatchObject({ status: 'FAILED' });
+    expect(await mysqlAvailable(bench, sku)).toBe(stock - 1);
     expectInvariants(await saleReport(stores, redis, sku));
   });
 });
 
 describe('persistOrder: the payment deadline counts from when the order became payable', () => {
-  it('is written by MySQL as the persist commits (never earlier than the reservation gives), and read back by a retry', async () => {
-    const { sku, input } = await reservedOrder({ stock: 5, quantity: 1 });
+  it('is written by MySQL as the persist commits (never earlier than the reservation gives), and read back by a retry', async ({
+    bench,
+  }) => {
+    const { stores, activities } = bench;
+    const { sku, input } = await reservedOrder(bench, { stock: 5, quantity: 1 });
     // A reservation made 40 minutes ago: its own deadline (30 min) has passed.
     const late = {
       ...input,
@@ -1063,11 +1150,13 @@ describe('persistOrder: the payment deadline counts from when the order became p
     const deadline = Date.parse(first.paymentDeadline);
     expect(deadline).toBeGreaterThanOrEqual(before + PAYMENT_WINDOW_MS - 1_000);
     expect(deadline).toBeLessThanOrEqual(after + PAYMENT_WINDOW_MS + 1_000);
-    expect(((await onlyOrderRow(input.orderNo)).payment_deadline as Date).toISOString()).toBe(first.paymentDeadline);
+    expect(((await onlyOrderRow(bench, input.orderNo)).payment_deadline as Date).toISOString()).toBe(
+      first.paymentDeadline,
+    );
     // The retry after a lost answer writes nothing and answers the deadline the first attempt wrote.
     expect(await activities.persistOrder({ ...late })).toEqual(first);
     // A reservation whose deadline is still ahead keeps it when that is later than now + the window.
-    const ahead = await reserveOn({ sku, priceCents: (await stores.sales.getSale(sku))?.priceCents ?? 0 }, 1);
+    const ahead = await reserveOn(bench, { sku, priceCents: (await stores.sales.getSale(sku))?.priceCents ?? 0 }, 1);
     const farDeadline = new Date(Date.now() + 2 * PAYMENT_WINDOW_MS).toISOString();
     expect(await activities.persistOrder({ ...ahead, paymentDeadline: farDeadline })).toEqual({
       paymentDeadline: farDeadline,

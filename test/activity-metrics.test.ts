@@ -5,17 +5,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { MetricCounter, MetricGauge, MetricHistogram, MetricMeter, MetricTags } from '@temporalio/common';
-import type { RedisClient } from '../src/infra/redis.js';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
-import type { RunningApi } from '../src/api/server.js';
-import type { AppConfig } from '../src/config/index.js';
-import type { Stores } from '../src/db/stores.js';
 import { waitFor } from '../stack/wait-for.js';
 import { ACTIVITY_METRICS } from '../src/workers/telemetry.js';
-import { startTestApp, type TestApp } from './helpers/app.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { httpAt } from './helpers/http.js';
+import { appTest } from './helpers/stack-test.js';
 
 /** A MetricMeter that keeps every counter increment with its tags. */
 class RecordingMeter implements MetricMeter {
@@ -48,39 +44,28 @@ class RecordingMeter implements MetricMeter {
   }
 }
 
-let app: TestApp;
-let config: AppConfig;
-let stores: Stores;
-let redis: RedisClient;
-let api: RunningApi;
 const meter = new RecordingMeter();
 let persistCalls = 0;
 
-beforeAll(async () => {
-  app = await startTestApp(
-    'activity-metrics',
-    { LOG_LEVEL: 'silent' },
-    {
-      worker: {
-        metricMeter: meter,
-        // persistOrder's first attempt fails (as a MySQL hiccup would); its retry runs the real one.
-        wrapActivities: (real) => ({
-          persistOrder: async (...args: Parameters<typeof real.persistOrder>) => {
-            if (persistCalls++ === 0) throw new Error('injected: MySQL hiccup');
-            return real.persistOrder(...args);
-          },
-        }),
-      },
+const it = appTest(
+  'activity-metrics',
+  { LOG_LEVEL: 'silent' },
+  {
+    worker: {
+      metricMeter: meter,
+      // persistOrder's first attempt fails (as a MySQL hiccup would); its retry runs the real one.
+      wrapActivities: (real) => ({
+        persistOrder: async (...args: Parameters<typeof real.persistOrder>) => {
+          if (persistCalls++ === 0) throw new Error('injected: MySQL hiccup');
+          return real.persistOrder(...args);
+        },
+      }),
     },
-  );
-  ({ config, stores, redis, api } = app);
-});
+  },
+);
 
-afterAll(async () => {
-  await app?.close();
-});
-
-it('counts failed, completed and retried executions by activity type', async () => {
+it('counts failed, completed and retried executions by activity type', async ({ app }) => {
+  const { config, stores, redis, api } = app;
   const { sku } = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
   const token = await new ShopperAuth(config).issue(`am-${randomUUID().slice(0, 8)}`);
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };

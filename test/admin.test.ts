@@ -5,53 +5,34 @@
  * payments and sales, closing it early, and the invariants afterwards.
  */
 import { randomBytes } from 'node:crypto';
-import type { RedisClient } from '../src/infra/redis.js';
-import type { Pool } from 'mysql2/promise';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ShopperAuth } from '../src/api/auth.js';
+import { describe, expect } from 'vitest';
 import { DEV_DEFAULT_ADMIN_TOKEN } from '../src/api/routes/dev.js';
-import { startApi, type RunningApi } from '../src/api/server.js';
+import { startApi } from '../src/api/server.js';
 import { signWebhook } from '../toolkit/sign-webhook.js';
-import { loadConfig, type AppConfig } from '../src/config/index.js';
-import type { Stores } from '../src/db/stores.js';
+import { loadConfig } from '../src/config/index.js';
 import { RedisInventory } from '../src/redis/redis-inventory.js';
 import { saleKeys } from '../src/redis/layout.js';
-import { type OrderWorkflowClient, visibilityString } from '../src/order/workflow-client.js';
+import { visibilityString } from '../src/order/workflow-client.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { expectInvariants, saleReport, uniqueSku } from './helpers/fixtures.js';
-import { API_TEST_ENV, startTestApp, type TestApp } from './helpers/app.js';
+import { API_TEST_ENV, type TestApp } from './helpers/app.js';
 import { httpAt, httpRequest, replyOf, type HttpOptions, type Reply } from './helpers/http.js';
+import { appTest } from './helpers/stack-test.js';
 
 const ADMIN = 'admin-views-token';
-let app: TestApp;
-let config: AppConfig;
-let api: RunningApi;
-let pool: Pool;
-let stores: Stores;
-let redis: RedisClient;
-let orders: OrderWorkflowClient;
-let auth: ShopperAuth;
+const it = appTest('admin', { ...API_TEST_ENV, ADMIN_TOKEN: ADMIN });
 
-beforeAll(async () => {
-  app = await startTestApp('admin', { ...API_TEST_ENV, ADMIN_TOKEN: ADMIN });
-  ({ config, pool, stores, redis, orders, api, auth } = app);
-});
+const http = (app: TestApp, method: string, path: string, options: HttpOptions = {}): Promise<Reply> =>
+  replyOf(app.api.url, method, path, options);
 
-afterAll(async () => {
-  await app?.close();
-});
-
-const http = (method: string, path: string, options: HttpOptions = {}): Promise<Reply> =>
-  replyOf(api.url, method, path, options);
-
-const admin = (method: string, path: string) => http(method, path, { token: ADMIN });
+const admin = (app: TestApp, method: string, path: string) => http(app, method, path, { token: ADMIN });
 const expectError = (reply: Reply, status: number, code: string) =>
   expect(reply).toEqual({ status, body: { error: { code, message: expect.any(String) } } });
 
-async function checkout(sku: string, userId: string) {
-  const token = await auth.issue(userId);
-  const reply = await http('POST', '/api/checkout', {
+async function checkout(app: TestApp, sku: string, userId: string) {
+  const token = await app.auth.issue(userId);
+  const reply = await http(app, 'POST', '/api/checkout', {
     json: { sku, quantity: 1 },
     token,
     headers: { 'Idempotency-Key': `k-${userId}` },
@@ -59,39 +40,39 @@ async function checkout(sku: string, userId: string) {
   return { reply, token };
 }
 
-async function placeOrder(sku: string, userId: string): Promise<{ orderNo: string; token: string }> {
-  const { reply, token } = await checkout(sku, userId);
+async function placeOrder(app: TestApp, sku: string, userId: string): Promise<{ orderNo: string; token: string }> {
+  const { reply, token } = await checkout(app, sku, userId);
   expect(reply.status).toBe(202);
   const orderNo = reply.body.orderNo as string;
-  await untilStatus(orderNo, token, 'AWAITING_PAYMENT');
+  await untilStatus(app, orderNo, token, 'AWAITING_PAYMENT');
   return { orderNo, token };
 }
 
-async function untilStatus(orderNo: string, token: string, status: string) {
+async function untilStatus(app: TestApp, orderNo: string, token: string, status: string) {
   return waitFor(
     async () => {
-      const reply = await http('GET', `/api/orders/${orderNo}`, { token });
+      const reply = await http(app, 'GET', `/api/orders/${orderNo}`, { token });
       return reply.body.status === status && reply.body;
     },
     { what: `order ${orderNo} to be ${status}`, timeoutMs: 20_000 },
   );
 }
 
-function webhook(event: { eventId: string; orderNo: string; amountCents: number }) {
+function webhook(app: TestApp, event: { eventId: string; orderNo: string; amountCents: number }) {
   const raw = JSON.stringify({ type: 'payment.succeeded', ...event });
-  return http('POST', '/api/payments/webhook', {
+  return http(app, 'POST', '/api/payments/webhook', {
     raw,
-    headers: { 'payment-signature': signWebhook(config.webhookSecret, raw) },
+    headers: { 'payment-signature': signWebhook(app.config.webhookSecret, raw) },
   });
 }
 
 /** Every page of an admin list, following nextCursor; also returns how many pages it took. */
-async function walk(path: string): Promise<{ items: any[]; pages: number }> {
+async function walk(app: TestApp, path: string): Promise<{ items: any[]; pages: number }> {
   const items: any[] = [];
   let cursor: string | null = null;
   let pages = 0;
   do {
-    const reply = await admin('GET', `${path}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    const reply = await admin(app, 'GET', `${path}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
     expect(reply.status).toBe(200);
     items.push(...reply.body.items);
     cursor = reply.body.nextCursor;
@@ -107,11 +88,11 @@ describe('admin views of a sale with orders in every state', () => {
   const placed: Array<{ orderNo: string; token: string }> = [];
   let refundEventId: string;
 
-  beforeAll(async () => {
+  it.beforeAll(async ({ app }) => {
     sku = uniqueSku('ADM');
     expect(
       (
-        await http('POST', '/api/sales', {
+        await http(app, 'POST', '/api/sales', {
           json: { sku, name: 'Admin views', priceCents, stock: 10, perUserLimit: 2 },
           token: ADMIN,
         })
@@ -119,7 +100,9 @@ describe('admin views of a sale with orders in every state', () => {
     ).toBe(201);
     // Six orders: one paid by the signed webhook, one by the dev simulator, one cancelled, three awaiting payment.
     placed.push(
-      ...(await Promise.all(['a1', 'a2', 'a3', 'a4', 'a5', 'a6'].map((user) => placeOrder(sku, `${sku}-${user}`)))),
+      ...(await Promise.all(
+        ['a1', 'a2', 'a3', 'a4', 'a5', 'a6'].map((user) => placeOrder(app, sku, `${sku}-${user}`)),
+      )),
     );
     const [viaWebhook, viaSimulator, cancelled] = placed as [
       (typeof placed)[0],
@@ -127,31 +110,36 @@ describe('admin views of a sale with orders in every state', () => {
       (typeof placed)[0],
     ];
     expect(
-      (await webhook({ eventId: `evt-${viaWebhook.orderNo}`, orderNo: viaWebhook.orderNo, amountCents: priceCents }))
-        .body.outcome,
+      (
+        await webhook(app, {
+          eventId: `evt-${viaWebhook.orderNo}`,
+          orderNo: viaWebhook.orderNo,
+          amountCents: priceCents,
+        })
+      ).body.outcome,
     ).toBe('APPLIED');
-    const simulated = await http('POST', '/api/dev/simulate-payment', {
+    const simulated = await http(app, 'POST', '/api/dev/simulate-payment', {
       json: { orderNo: viaSimulator.orderNo },
       token: viaSimulator.token,
     });
     expect(simulated.body.outcome).toBe('APPLIED');
-    expect((await http('POST', `/api/orders/${cancelled.orderNo}/cancel`, { token: cancelled.token })).status).toBe(
-      202,
-    );
-    await untilStatus(viaWebhook.orderNo, viaWebhook.token, 'PAID');
-    await untilStatus(viaSimulator.orderNo, viaSimulator.token, 'PAID');
-    await untilStatus(cancelled.orderNo, cancelled.token, 'CANCELLED');
+    expect(
+      (await http(app, 'POST', `/api/orders/${cancelled.orderNo}/cancel`, { token: cancelled.token })).status,
+    ).toBe(202);
+    await untilStatus(app, viaWebhook.orderNo, viaWebhook.token, 'PAID');
+    await untilStatus(app, viaSimulator.orderNo, viaSimulator.token, 'PAID');
+    await untilStatus(app, cancelled.orderNo, cancelled.token, 'CANCELLED');
     // A second payment for a paid order: kept for a refund.
     refundEventId = `evt-again-${viaWebhook.orderNo}`;
-    const again = await webhook({ eventId: refundEventId, orderNo: viaWebhook.orderNo, amountCents: priceCents });
+    const again = await webhook(app, { eventId: refundEventId, orderNo: viaWebhook.orderNo, amountCents: priceCents });
     expect(again.body).toEqual({ received: true, outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' });
   });
 
-  it('stats: Redis, MySQL and Temporal side by side, no drift once quiet', async () => {
+  it('stats: Redis, MySQL and Temporal side by side, no drift once quiet', async ({ app }) => {
     // Visibility trails the workflows by a moment: wait until the closed ones are no longer counted.
     const stats = await waitFor(
       async () => {
-        const reply = await admin('GET', `/api/admin/sales/${sku}/stats`);
+        const reply = await admin(app, 'GET', `/api/admin/sales/${sku}/stats`);
         expect(reply.status).toBe(200);
         return reply.body.runningWorkflows === 3 && reply.body;
       },
@@ -184,12 +172,13 @@ describe('admin views of a sale with orders in every state', () => {
     });
   });
 
-  it('stats show drift when Redis and MySQL disagree', async () => {
+  it('stats show drift when Redis and MySQL disagree', async ({ app }) => {
+    const { redis } = app;
     // A unit taken in Redis only, as a checkout does before its order is persisted; then put back.
     await redis.hincrby(saleKeys(sku).sale, 'available', -1);
     await redis.hincrby(saleKeys(sku).sale, 'reserved', 1);
     try {
-      const { body } = await admin('GET', `/api/admin/sales/${sku}/stats`);
+      const { body } = await admin(app, 'GET', `/api/admin/sales/${sku}/stats`);
       expect(body.drift).toEqual({ available: -1, reserved: 1, sold: 0 });
       expect(body.invariants.checks.storesAgree).toBe(false);
     } finally {
@@ -198,12 +187,13 @@ describe('admin views of a sale with orders in every state', () => {
     }
   });
 
-  it('a disputed or refunded order is sold in both stores: no drift', async () => {
+  it('a disputed or refunded order is sold in both stores: no drift', async ({ app }) => {
+    const { pool } = app;
     // What a dispute does to the row (docs/fault-tolerance.md, "Money taken back"): the unit stays sold.
     const paid = placed[0]!.orderNo;
     await pool.query("UPDATE orders SET status = 'DISPUTED' WHERE order_no = ?", [paid]);
     try {
-      const { body } = await admin('GET', `/api/admin/sales/${sku}/stats`);
+      const { body } = await admin(app, 'GET', `/api/admin/sales/${sku}/stats`);
       expect(body.mysql.units).toMatchObject({ PAID: 1, DISPUTED: 1 });
       expect(body.drift).toEqual({ available: 0, reserved: 0, sold: 0 });
       expect(body.invariants.checks.storesAgree).toBe(true);
@@ -212,9 +202,9 @@ describe('admin views of a sale with orders in every state', () => {
     }
   });
 
-  it('orders: newest first, by status, and paging walks every row exactly once', async () => {
+  it('orders: newest first, by status, and paging walks every row exactly once', async ({ app }) => {
     for (const limit of [1, 2, 4, 6, 50]) {
-      const { items, pages } = await walk(`/api/admin/orders?sku=${sku}&limit=${limit}`);
+      const { items, pages } = await walk(app, `/api/admin/orders?sku=${sku}&limit=${limit}`);
       expect(items.map((o) => o.orderNo)).toEqual(
         placed
           .map((o) => o.orderNo)
@@ -224,7 +214,7 @@ describe('admin views of a sale with orders in every state', () => {
       // The last page is known as such (limit + 1 rows are read): no empty page at the end.
       expect(pages).toBe(Math.ceil(6 / limit));
     }
-    const paid = await admin('GET', `/api/admin/orders?sku=${sku}&status=PAID`);
+    const paid = await admin(app, 'GET', `/api/admin/orders?sku=${sku}&status=PAID`);
     expect(paid.status).toBe(200);
     expect(paid.body.nextCursor).toBeNull();
     expect(new Set(paid.body.items.map((o: { orderNo: string }) => o.orderNo))).toEqual(
@@ -238,7 +228,7 @@ describe('admin views of a sale with orders in every state', () => {
       paidAt: expect.any(String),
       cancelledAt: null,
     });
-    const cancelled = await admin('GET', `/api/admin/orders?sku=${sku}&status=CANCELLED&limit=1`);
+    const cancelled = await admin(app, 'GET', `/api/admin/orders?sku=${sku}&status=CANCELLED&limit=1`);
     expect(cancelled.body).toEqual({
       items: [
         expect.objectContaining({
@@ -250,30 +240,36 @@ describe('admin views of a sale with orders in every state', () => {
       ],
       nextCursor: null,
     });
-    expect((await admin('GET', `/api/admin/orders?sku=${sku}&status=FAILED`)).body).toEqual({
+    expect((await admin(app, 'GET', `/api/admin/orders?sku=${sku}&status=FAILED`)).body).toEqual({
       items: [],
       nextCursor: null,
     });
   });
 
-  it("a shopper's orders by userId (Temporal no longer shows who ordered), of one sale or all, by status", async () => {
+  it("a shopper's orders by userId (Temporal no longer shows who ordered), of one sale or all, by status", async ({
+    app,
+  }) => {
     const shopper = `${sku}-a3`;
-    const all = await admin('GET', `/api/admin/orders?userId=${encodeURIComponent(shopper)}`);
+    const all = await admin(app, 'GET', `/api/admin/orders?userId=${encodeURIComponent(shopper)}`);
     expect(all.status).toBe(200);
     expect(all.body.items.map((o: { orderNo: string }) => o.orderNo)).toEqual([placed[2]?.orderNo]);
     expect(all.body.items[0]).toMatchObject({ userId: shopper, sku, status: 'CANCELLED' });
-    const ofSale = await admin('GET', `/api/admin/orders?sku=${sku}&userId=${encodeURIComponent(shopper)}&status=PAID`);
+    const ofSale = await admin(
+      app,
+      'GET',
+      `/api/admin/orders?sku=${sku}&userId=${encodeURIComponent(shopper)}&status=PAID`,
+    );
     expect(ofSale.body).toEqual({ items: [], nextCursor: null });
     // Neither: every order, newest first (other files' orders too, so only the order is checked).
-    const newest = await admin('GET', '/api/admin/orders?limit=20');
+    const newest = await admin(app, 'GET', '/api/admin/orders?limit=20');
     expect(newest.status).toBe(200);
     const numbers = newest.body.items.map((o: { orderNo: string }) => o.orderNo);
     expect(numbers.length).toBeGreaterThan(0);
     expect(numbers).toEqual([...numbers].sort().reverse());
   });
 
-  it('payments: the refunds to make, oldest first, each exactly once across pages', async () => {
-    const { items } = await walk('/api/admin/payments?outcome=REFUND_REQUIRED&limit=2');
+  it('payments: the refunds to make, oldest first, each exactly once across pages', async ({ app }) => {
+    const { items } = await walk(app, '/api/admin/payments?outcome=REFUND_REQUIRED&limit=2');
     const ids = items.map((p) => p.eventId);
     expect(new Set(ids).size).toBe(ids.length);
     const keys = items.map((p) => `${p.receivedAt}\n${p.eventId}`);
@@ -294,17 +290,17 @@ describe('admin views of a sale with orders in every state', () => {
     });
     // REFUND_REQUIRED is the default outcome; APPLIED lists both payments of this sale.
     expect(
-      (await admin('GET', '/api/admin/payments?limit=200')).body.items.map((p: { eventId: string }) => p.eventId),
+      (await admin(app, 'GET', '/api/admin/payments?limit=200')).body.items.map((p: { eventId: string }) => p.eventId),
     ).toContain(refundEventId);
-    const applied = await walk('/api/admin/payments?outcome=APPLIED&limit=3');
+    const applied = await walk(app, '/api/admin/payments?outcome=APPLIED&limit=3');
     expect(applied.items.filter((p) => p.sku === sku).map((p) => p.orderNo)).toEqual(
       expect.arrayContaining([placed[0]?.orderNo, placed[1]?.orderNo]),
     );
     expect(applied.items.filter((p) => p.sku === sku)).toHaveLength(2);
   });
 
-  it('sales: newest first, every sale exactly once across pages', async () => {
-    const { items } = await walk('/api/admin/sales?limit=3');
+  it('sales: newest first, every sale exactly once across pages', async ({ app }) => {
+    const { items } = await walk(app, '/api/admin/sales?limit=3');
     const skus = items.map((s) => s.sku);
     expect(new Set(skus).size).toBe(skus.length);
     expect(items.find((s) => s.sku === sku)).toEqual({
@@ -322,7 +318,8 @@ describe('admin views of a sale with orders in every state', () => {
     expect(created).toEqual([...created].sort((a, b) => b - a));
   });
 
-  it('answers 401 without or with a wrong admin token, on every admin route', async () => {
+  it('answers 401 without or with a wrong admin token, on every admin route', async ({ app }) => {
+    const { auth } = app;
     const routes: Array<[string, string]> = [
       ['GET', `/api/admin/sales/${sku}/stats`],
       ['GET', `/api/admin/orders?sku=${sku}`],
@@ -333,16 +330,19 @@ describe('admin views of a sale with orders in every state', () => {
       ['GET', '/api/admin/deployment'],
     ];
     for (const [method, path] of routes) {
-      expectError(await http(method, path), 401, 'UNAUTHORIZED');
-      expectError(await http(method, path, { token: 'not-the-admin-token' }), 401, 'UNAUTHORIZED');
+      expectError(await http(app, method, path), 401, 'UNAUTHORIZED');
+      expectError(await http(app, method, path, { token: 'not-the-admin-token' }), 401, 'UNAUTHORIZED');
       // A shopper's token is not an admin token either.
-      expectError(await http(method, path, { token: await auth.issue('shopper') }), 401, 'UNAUTHORIZED');
+      expectError(await http(app, method, path, { token: await auth.issue('shopper') }), 401, 'UNAUTHORIZED');
     }
     // Nothing was closed by those attempts.
-    expect((await http('GET', `/api/sales/${sku}`)).body.endsAt).toBeNull();
+    expect((await http(app, 'GET', `/api/sales/${sku}`)).body.endsAt).toBeNull();
   });
 
-  it('answers 400 INVALID_REQUEST on bad query parameters and 404 SKU_NOT_FOUND on an unknown sale', async () => {
+  it('answers 400 INVALID_REQUEST on bad query parameters and 404 SKU_NOT_FOUND on an unknown sale', async ({
+    app,
+  }) => {
+    const { stores, redis } = app;
     const bad = [
       `/api/admin/orders?sku=${sku}&limit=0`,
       `/api/admin/orders?sku=${sku}&limit=201`,
@@ -362,21 +362,22 @@ describe('admin views of a sale with orders in every state', () => {
       '/api/admin/sales?limit=1000',
       '/api/admin/sales?cursor=%7B%7D',
     ];
-    for (const path of bad) expectError(await admin('GET', path), 400, 'INVALID_REQUEST');
+    for (const path of bad) expectError(await admin(app, 'GET', path), 400, 'INVALID_REQUEST');
     // A parameter the document does not declare is ignored, as everywhere: the same page as without it.
-    expect(await admin('GET', `/api/admin/orders?sku=${sku}&colour=blue`)).toEqual(
-      await admin('GET', `/api/admin/orders?sku=${sku}`),
+    expect(await admin(app, 'GET', `/api/admin/orders?sku=${sku}&colour=blue`)).toEqual(
+      await admin(app, 'GET', `/api/admin/orders?sku=${sku}`),
     );
     const unknown = uniqueSku('NOPE');
-    expectError(await admin('GET', `/api/admin/sales/${unknown}/stats`), 404, 'SKU_NOT_FOUND');
-    expectError(await admin('GET', `/api/admin/orders?sku=${unknown}`), 404, 'SKU_NOT_FOUND');
-    expectError(await admin('POST', `/api/admin/sales/${unknown}/close`), 404, 'SKU_NOT_FOUND');
-    expectError(await admin('GET', `/api/admin/sales/${'x'.repeat(300)}/stats`), 404, 'SKU_NOT_FOUND');
+    expectError(await admin(app, 'GET', `/api/admin/sales/${unknown}/stats`), 404, 'SKU_NOT_FOUND');
+    expectError(await admin(app, 'GET', `/api/admin/orders?sku=${unknown}`), 404, 'SKU_NOT_FOUND');
+    expectError(await admin(app, 'POST', `/api/admin/sales/${unknown}/close`), 404, 'SKU_NOT_FOUND');
+    expectError(await admin(app, 'GET', `/api/admin/sales/${'x'.repeat(300)}/stats`), 404, 'SKU_NOT_FOUND');
     expect(await stores.sales.getSale(unknown)).toBeNull();
     expect(await redis.exists(saleKeys(unknown).sale)).toBe(0);
   });
 
-  it('counts running workflows with the SKU quoted safely', async () => {
+  it('counts running workflows with the SKU quoted safely', async ({ app }) => {
+    const { orders } = app;
     expect(visibilityString(`it's \\ odd`)).toBe(`'it\\'s \\\\ odd'`);
     // A quote cannot end the literal and widen the query: an odd SKU simply matches nothing.
     expect(await orders.countRunning(`${sku}' OR OrderSku != '`)).toBe(0);
@@ -385,21 +386,24 @@ describe('admin views of a sale with orders in every state', () => {
 });
 
 describe('closing a sale early', () => {
-  it('refuses checkouts from then on, lets placed orders be paid, is idempotent, and a retry repairs MySQL', async () => {
+  it('refuses checkouts from then on, lets placed orders be paid, is idempotent, and a retry repairs MySQL', async ({
+    app,
+  }) => {
+    const { config, pool, stores, redis, orders } = app;
     const sku = uniqueSku('CLOSE');
     expect(
       (
-        await http('POST', '/api/sales', {
+        await http(app, 'POST', '/api/sales', {
           json: { sku, name: 'Closing', priceCents: 900, stock: 5, perUserLimit: 1 },
           token: ADMIN,
         })
       ).status,
     ).toBe(201);
-    const before = await placeOrder(sku, `${sku}-early`);
-    const other = await placeOrder(sku, `${sku}-late-payer`);
+    const before = await placeOrder(app, sku, `${sku}-early`);
+    const other = await placeOrder(app, sku, `${sku}-late-payer`);
 
     const t0 = Date.now();
-    const closed = await admin('POST', `/api/admin/sales/${sku}/close`);
+    const closed = await admin(app, 'POST', `/api/admin/sales/${sku}/close`);
     expect(closed.status).toBe(200);
     expect(closed.body).toMatchObject({ sku, stock: 5, available: 3, reserved: 2, endsAt: expect.any(String) });
     const endsAt = closed.body.endsAt as string;
@@ -411,29 +415,29 @@ describe('closing a sale early', () => {
     expect((await new RedisInventory(redis, config.temporal.taskQueue).getSale(sku))?.endsAt?.toISOString()).toBe(
       endsAt,
     );
-    expect((await http('GET', `/api/sales/${sku}`)).body.endsAt).toBe(endsAt);
+    expect((await http(app, 'GET', `/api/sales/${sku}`)).body.endsAt).toBe(endsAt);
 
-    const refused = await checkout(sku, `${sku}-too-late`);
+    const refused = await checkout(app, sku, `${sku}-too-late`);
     expectError(refused.reply, 409, 'SALE_NOT_ACTIVE');
 
     // Closing again answers the same end.
-    const again = await admin('POST', `/api/admin/sales/${sku}/close`);
+    const again = await admin(app, 'POST', `/api/admin/sales/${sku}/close`);
     expect(again).toEqual({ status: 200, body: closed.body });
 
     // Orders placed before run to their end: one is paid, one cancelled.
     expect(
-      (await http('POST', '/api/dev/simulate-payment', { json: { orderNo: before.orderNo }, token: before.token })).body
-        .outcome,
+      (await http(app, 'POST', '/api/dev/simulate-payment', { json: { orderNo: before.orderNo }, token: before.token }))
+        .body.outcome,
     ).toBe('APPLIED');
-    await untilStatus(before.orderNo, before.token, 'PAID');
-    expect((await http('POST', `/api/orders/${other.orderNo}/cancel`, { token: other.token })).status).toBe(202);
-    await untilStatus(other.orderNo, other.token, 'CANCELLED');
+    await untilStatus(app, before.orderNo, before.token, 'PAID');
+    expect((await http(app, 'POST', `/api/orders/${other.orderNo}/cancel`, { token: other.token })).status).toBe(202);
+    await untilStatus(app, other.orderNo, other.token, 'CANCELLED');
     // The returned unit cannot be bought: the sale is closed.
-    expectError((await checkout(sku, `${sku}-after-return`)).reply, 409, 'SALE_NOT_ACTIVE');
+    expectError((await checkout(app, sku, `${sku}-after-return`)).reply, 409, 'SALE_NOT_ACTIVE');
 
     // Only the Redis write landed (MySQL's end lost): a retry writes Redis's end to MySQL.
     await pool.query('UPDATE sales SET ends_at = NULL WHERE sku = ?', [sku]);
-    const retried = await admin('POST', `/api/admin/sales/${sku}/close`);
+    const retried = await admin(app, 'POST', `/api/admin/sales/${sku}/close`);
     expect(retried.status).toBe(200);
     expect(retried.body.endsAt).toBe(endsAt);
     expect((await stores.sales.getSale(sku))?.endsAt?.toISOString()).toBe(endsAt);
@@ -450,7 +454,7 @@ describe('closing a sale early', () => {
     expectInvariants(
       await saleReport(stores, redis, sku, { perUserLimit: 1, acceptedOrderNos: [before.orderNo, other.orderNo] }),
     );
-    const stats = await admin('GET', `/api/admin/sales/${sku}/stats`);
+    const stats = await admin(app, 'GET', `/api/admin/sales/${sku}/stats`);
     expect(stats.body).toMatchObject({
       redis: { stock: 5, available: 4, reserved: 0, sold: 1 },
       mysql: { available: 4, orders: { PAID: 1, CANCELLED: 1, AWAITING_PAYMENT: 0, FAILED: 0 } },
@@ -458,24 +462,25 @@ describe('closing a sale early', () => {
     });
   });
 
-  it('closing a sale whose window is already over keeps its end', async () => {
+  it('closing a sale whose window is already over keeps its end', async ({ app }) => {
     const sku = uniqueSku('ENDED');
     const endsAt = new Date(Date.now() + 1_500).toISOString();
-    const created = await http('POST', '/api/sales', {
+    const created = await http(app, 'POST', '/api/sales', {
       json: { sku, name: 'Ends soon', priceCents: 100, stock: 2, perUserLimit: 1, endsAt },
       token: ADMIN,
     });
     expect(created.status).toBe(201);
     await waitFor(() => Date.now() > Date.parse(endsAt) + 50, { what: 'the sale window to end', timeoutMs: 5_000 });
-    const closed = await admin('POST', `/api/admin/sales/${sku}/close`);
+    const closed = await admin(app, 'POST', `/api/admin/sales/${sku}/close`);
     expect(closed.status).toBe(200);
     expect(closed.body.endsAt).toBe(endsAt);
   });
 });
 
 describe('invariants across the admin sale', () => {
-  it('still hold for every sale this file created', async () => {
-    const { items } = await walk('/api/admin/sales?limit=200');
+  it('still hold for every sale this file created', async ({ app }) => {
+    const { stores, redis } = app;
+    const { items } = await walk(app, '/api/admin/sales?limit=200');
     const mine = items.filter((s) => /^(ADM|CLOSE|ENDED)-/.test(s.sku));
     expect(mine.length).toBeGreaterThanOrEqual(3);
     for (const sale of mine)
@@ -522,9 +527,12 @@ describe('wrong operator tokens (RATE_LIMIT_AUTH_FAILURES)', () => {
 });
 
 describe('GET /api/dev/config (the dashboard settings)', () => {
-  it('tells the Web UI URL and namespace, the admin token only when it is the dev default, and is 404 without dev login', async () => {
+  it('tells the Web UI URL and namespace, the admin token only when it is the dev default, and is 404 without dev login', async ({
+    app,
+  }) => {
+    const { config } = app;
     expect(loadConfig({}).adminToken).toBe(DEV_DEFAULT_ADMIN_TOKEN);
-    expect(await http('GET', '/api/dev/config')).toEqual({
+    expect(await http(app, 'GET', '/api/dev/config')).toEqual({
       status: 200,
       body: { temporalUiUrl: null, namespace: config.temporal.namespace, devAdminToken: null },
     });

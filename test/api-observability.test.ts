@@ -6,21 +6,18 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
-import type { RedisClient } from '../src/infra/redis.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ShopperAuth } from '../src/api/auth.js';
-import { startApi, type RunningApi } from '../src/api/server.js';
+import { describe, expect } from 'vitest';
+import { startApi } from '../src/api/server.js';
 import { signWebhook } from '../toolkit/sign-webhook.js';
-import type { AppConfig } from '../src/config/index.js';
-import type { Stores } from '../src/db/stores.js';
 import { createLogger } from '../src/infra/logger.js';
 import { freePort } from '../stack/process.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { parseExposition, total, type Sample } from './helpers/prometheus.js';
-import { startTestApp, type TestApp } from './helpers/app.js';
+import type { TestApp } from './helpers/app.js';
 import { httpAt, httpRequest, type HttpOptions } from './helpers/http.js';
+import { appTest } from './helpers/stack-test.js';
 
 /** A pino destination that keeps every line it is given, parsed. */
 class LogCapture extends Writable {
@@ -35,24 +32,9 @@ class LogCapture extends Writable {
   }
 }
 
-let app: TestApp;
-let config: AppConfig;
-let api: RunningApi;
-let log: LogCapture;
-let stores: Stores;
-let redis: RedisClient;
-let auth: ShopperAuth;
-
-beforeAll(async () => {
-  log = new LogCapture();
-  const env = { LOG_LEVEL: 'info', ACCESS_LOG_SOLD_OUT_SAMPLE: '1' };
-  app = await startTestApp('obs-api', env, { apiLogger: createLogger(testConfig(env), 'api', log) });
-  ({ config, stores, redis, api, auth } = app);
-});
-
-afterAll(async () => {
-  await app?.close();
-});
+const log = new LogCapture();
+const env = { LOG_LEVEL: 'info', ACCESS_LOG_SOLD_OUT_SAMPLE: '1' };
+const it = appTest('obs-api', env, { apiLogger: createLogger(testConfig(env), 'api', log) });
 
 interface Reply {
   status: number;
@@ -63,11 +45,12 @@ interface Reply {
 }
 
 async function http(
+  app: TestApp,
   method: string,
   path: string,
   { base, ...options }: HttpOptions & { base?: string } = {},
 ): Promise<Reply> {
-  const response = await httpRequest(base ?? api.url, method, path, options);
+  const response = await httpRequest(base ?? app.api.url, method, path, options);
   const parsed = response.contentType.includes('json') ? (response.body as Record<string, unknown>) : undefined;
   const error = parsed?.error as { code?: string } | undefined;
   return {
@@ -79,15 +62,15 @@ async function http(
   };
 }
 
-async function scrape(base = api.url): Promise<Sample[]> {
+async function scrape(base: string): Promise<Sample[]> {
   const response = await httpAt('GET', `${base}/metrics`);
   expect(response.status).toBe(200);
   expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
   return parseExposition(response.body);
 }
 
-const checkout = async (userId: string, sku: string, quantity = 1) =>
-  http('POST', '/api/checkout', { json: { sku, quantity }, token: await auth.issue(userId) });
+const checkout = async (app: TestApp, userId: string, sku: string, quantity = 1) =>
+  http(app, 'POST', '/api/checkout', { json: { sku, quantity }, token: await app.auth.issue(userId) });
 
 function countCodes(replies: Reply[]): Map<string, number> {
   const counts = new Map<string, number>();
@@ -97,23 +80,26 @@ function countCodes(replies: Reply[]): Map<string, number> {
 }
 
 describe('GET /metrics', () => {
-  it('counts checkout outcomes by code exactly as the HTTP answers were, and its histograms have the samples', async () => {
-    const before = await scrape();
+  it('counts checkout outcomes by code exactly as the HTTP answers were, and its histograms have the samples', async ({
+    app,
+  }) => {
+    const { stores, redis, api } = app;
+    const before = await scrape(api.url);
     const { sku } = await putOnSale(stores, redis, { stock: 5, perUserLimit: 1 });
     const limited = await putOnSale(stores, redis, { stock: 10, perUserLimit: 1 });
     const run = randomUUID().slice(0, 8);
     const replies: Reply[] = [];
     // A burst: 12 shoppers on 5 units.
-    replies.push(...(await Promise.all(Array.from({ length: 12 }, (_, i) => checkout(`m-${run}-${i}`, sku)))));
+    replies.push(...(await Promise.all(Array.from({ length: 12 }, (_, i) => checkout(app, `m-${run}-${i}`, sku)))));
     // Late shoppers, one after another: answered by Redis once, then by the sold-out flag.
-    for (let i = 0; i < 6; i++) replies.push(await checkout(`late-${run}-${i}`, sku));
+    for (let i = 0; i < 6; i++) replies.push(await checkout(app, `late-${run}-${i}`, sku));
     // Other codes: over the limit, unknown SKU, bad quantity, no token.
-    replies.push(await checkout(`lim-${run}`, limited.sku));
-    replies.push(await checkout(`lim-${run}`, limited.sku));
-    replies.push(await checkout(`x-${run}`, `NOPE-${run}`));
-    replies.push(await checkout(`x-${run}`, sku, 0));
-    replies.push(await http('POST', '/api/checkout', { json: { sku, quantity: 1 } }));
-    const after = await scrape();
+    replies.push(await checkout(app, `lim-${run}`, limited.sku));
+    replies.push(await checkout(app, `lim-${run}`, limited.sku));
+    replies.push(await checkout(app, `x-${run}`, `NOPE-${run}`));
+    replies.push(await checkout(app, `x-${run}`, sku, 0));
+    replies.push(await http(app, 'POST', '/api/checkout', { json: { sku, quantity: 1 } }));
+    const after = await scrape(api.url);
 
     const codes = countCodes(replies);
     expect(codes.get('ACCEPTED')).toBe(6);
@@ -153,15 +139,16 @@ describe('GET /metrics', () => {
     expect(after.some((s) => s.name.startsWith('nodejs_eventloop_lag'))).toBe(true);
   });
 
-  it('labels requests by route template, never by raw path; unmatched paths share one label', async () => {
+  it('labels requests by route template, never by raw path; unmatched paths share one label', async ({ app }) => {
+    const { stores, redis, api, auth } = app;
     const { sku } = await putOnSale(stores, redis, { stock: 3, perUserLimit: 1 });
     const userId = `route-${randomUUID().slice(0, 8)}`;
     const token = await auth.issue(userId);
-    const accepted = await checkout(userId, sku);
+    const accepted = await checkout(app, userId, sku);
     const orderNo = accepted.body?.orderNo as string;
-    expect((await http('GET', `/api/orders/${orderNo}`, { token })).status).toBe(200);
-    expect((await http('GET', `/no-such-path-${orderNo}`)).status).toBe(404);
-    expect((await http('DELETE', `/api/orders/${orderNo}`, { token })).status).toBe(405);
+    expect((await http(app, 'GET', `/api/orders/${orderNo}`, { token })).status).toBe(200);
+    expect((await http(app, 'GET', `/no-such-path-${orderNo}`)).status).toBe(404);
+    expect((await http(app, 'DELETE', `/api/orders/${orderNo}`, { token })).status).toBe(405);
     const text = (await httpAt('GET', `${api.url}/metrics`)).body;
     expect(text).not.toContain(orderNo);
     expect(text).not.toContain(userId);
@@ -178,22 +165,26 @@ describe('GET /metrics', () => {
     ).toBe(1);
   });
 
-  it('counts webhook outcomes: APPLIED, DUPLICATE, INVALID_SIGNATURE, REFUND_REQUIRED', async () => {
+  it('counts webhook outcomes: APPLIED, DUPLICATE, INVALID_SIGNATURE, REFUND_REQUIRED', async ({ app }) => {
+    const { config, stores, redis, api, auth } = app;
     const { sku, priceCents } = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
     const userId = `pay-${randomUUID().slice(0, 8)}`;
     const token = await auth.issue(userId);
-    const orderNo = (await checkout(userId, sku)).body?.orderNo as string;
+    const orderNo = (await checkout(app, userId, sku)).body?.orderNo as string;
     await waitFor(
-      async () => (await http('GET', `/api/orders/${orderNo}`, { token })).body?.status === 'AWAITING_PAYMENT',
+      async () => (await http(app, 'GET', `/api/orders/${orderNo}`, { token })).body?.status === 'AWAITING_PAYMENT',
       {
         what: `${orderNo} awaiting payment`,
         timeoutMs: 20_000,
       },
     );
-    const before = await scrape();
+    const before = await scrape(api.url);
     const send = (event: Record<string, unknown>, secret = config.webhookSecret) => {
       const raw = JSON.stringify(event);
-      return http('POST', '/api/payments/webhook', { raw, headers: { 'payment-signature': signWebhook(secret, raw) } });
+      return http(app, 'POST', '/api/payments/webhook', {
+        raw,
+        headers: { 'payment-signature': signWebhook(secret, raw) },
+      });
     };
     const event = { eventId: `evt-${orderNo}`, type: 'payment.succeeded', orderNo, amountCents: priceCents };
     const replies = [
@@ -209,7 +200,7 @@ describe('GET /metrics', () => {
       'INVALID_SIGNATURE',
       'REFUND_REQUIRED',
     ]);
-    const after = await scrape();
+    const after = await scrape(api.url);
     for (const outcome of ['APPLIED', 'DUPLICATE', 'INVALID_SIGNATURE', 'REFUND_REQUIRED']) {
       expect(
         total(after, 'flash_webhook_outcomes_total', { outcome }) -
@@ -221,29 +212,34 @@ describe('GET /metrics', () => {
 });
 
 describe('X-Request-Id and the access log', () => {
-  it('honours a valid X-Request-Id, generates one when absent or invalid, and returns it on errors too', async () => {
+  it('honours a valid X-Request-Id, generates one when absent or invalid, and returns it on errors too', async ({
+    app,
+  }) => {
     const given = `trace-${randomUUID()}:span.1_a`;
-    const honoured = await http('GET', '/healthz', { headers: { 'X-Request-Id': given } });
+    const honoured = await http(app, 'GET', '/healthz', { headers: { 'X-Request-Id': given } });
     expect(honoured.status).toBe(200);
     expect(honoured.requestId).toBe(given);
 
     const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-    const absent = await http('GET', '/healthz');
+    const absent = await http(app, 'GET', '/healthz');
     expect(absent.requestId).toMatch(uuid);
     for (const invalid of ['has space', 'x'.repeat(129), 'semi;colon', 'a/b', '%C3%BC', '"quoted"']) {
-      const reply = await http('GET', '/healthz', { headers: { 'X-Request-Id': invalid } });
+      const reply = await http(app, 'GET', '/healthz', { headers: { 'X-Request-Id': invalid } });
       expect(reply.requestId, invalid).toMatch(uuid);
     }
-    expect((await http('GET', '/healthz', { headers: { 'X-Request-Id': 'y'.repeat(128) } })).requestId).toBe(
+    expect((await http(app, 'GET', '/healthz', { headers: { 'X-Request-Id': 'y'.repeat(128) } })).requestId).toBe(
       'y'.repeat(128),
     );
 
     // Error answers carry it: an unknown route, a bad body, a missing token, a wrong method.
     const errors = [
-      await http('GET', '/no-such-route', { headers: { 'X-Request-Id': 'err-1' } }),
-      await http('POST', '/api/checkout', { raw: '{not json', headers: { 'X-Request-Id': 'err-2' } }),
-      await http('POST', '/api/checkout', { json: { sku: 'A', quantity: 1 }, headers: { 'X-Request-Id': 'err-3' } }),
-      await http('DELETE', '/api/checkout', { headers: { 'X-Request-Id': 'err-4' } }),
+      await http(app, 'GET', '/no-such-route', { headers: { 'X-Request-Id': 'err-1' } }),
+      await http(app, 'POST', '/api/checkout', { raw: '{not json', headers: { 'X-Request-Id': 'err-2' } }),
+      await http(app, 'POST', '/api/checkout', {
+        json: { sku: 'A', quantity: 1 },
+        headers: { 'X-Request-Id': 'err-3' },
+      }),
+      await http(app, 'DELETE', '/api/checkout', { headers: { 'X-Request-Id': 'err-4' } }),
     ];
     expect(errors.map((r) => [r.status, r.code, r.requestId])).toEqual([
       [404, 'NOT_FOUND', 'err-1'],
@@ -251,29 +247,30 @@ describe('X-Request-Id and the access log', () => {
       [401, 'UNAUTHORIZED', 'err-3'],
       [405, 'METHOD_NOT_ALLOWED', 'err-4'],
     ]);
-    const generated = await http('GET', '/no-such-route');
+    const generated = await http(app, 'GET', '/no-such-route');
     expect(generated.requestId).toMatch(uuid);
   });
 
-  it('writes one access-log line per request: request id, method, route, status, code, duration', async () => {
+  it('writes one access-log line per request: request id, method, route, status, code, duration', async ({ app }) => {
+    const { stores, redis, auth } = app;
     const { sku } = await putOnSale(stores, redis, { stock: 1, perUserLimit: 1 });
     const id = `log-${randomUUID()}`;
-    const accepted = await http('POST', '/api/checkout', {
+    const accepted = await http(app, 'POST', '/api/checkout', {
       json: { sku, quantity: 1 },
       token: await auth.issue(`${id}-a`),
       headers: { 'X-Request-Id': `${id}-a` },
     });
-    const soldOut = await http('POST', '/api/checkout', {
+    const soldOut = await http(app, 'POST', '/api/checkout', {
       json: { sku, quantity: 1 },
       token: await auth.issue(`${id}-b`),
       headers: { 'X-Request-Id': `${id}-b` },
     });
     const orderNo = accepted.body?.orderNo as string;
-    await http('GET', `/api/orders/${orderNo}`, {
+    await http(app, 'GET', `/api/orders/${orderNo}`, {
       token: await auth.issue(`${id}-a`),
       headers: { 'X-Request-Id': `${id}-c` },
     });
-    await http('GET', `/nothing/${id}`, { headers: { 'X-Request-Id': `${id}-d` } });
+    await http(app, 'GET', `/nothing/${id}`, { headers: { 'X-Request-Id': `${id}-d` } });
     expect([accepted.status, soldOut.status]).toEqual([202, 409]);
 
     const lines = await waitFor(
@@ -315,7 +312,10 @@ describe('X-Request-Id and the access log', () => {
     }
   });
 
-  it('answers a dead Redis with 503 + Retry-After, sends no reserve it cannot answer for, and logs the breaker opening once, not each request', async () => {
+  it('answers a dead Redis with 503 + Retry-After, sends no reserve it cannot answer for, and logs the breaker opening once, not each request', async ({
+    app,
+  }) => {
+    const { config, auth } = app;
     const brokenLog = new LogCapture();
     // Redis on a port where nothing listens: reserve.lua cannot run.
     const brokenConfig = testConfig({
@@ -331,7 +331,7 @@ describe('X-Request-Id and the access log', () => {
       const replies = [];
       for (const id of ['boom-1', 'boom-2', 'boom-3', 'boom-4']) {
         replies.push(
-          await http('POST', '/api/checkout', {
+          await http(app, 'POST', '/api/checkout', {
             base: broken.url,
             json: { sku: 'ANY-SKU', quantity: 1 },
             token,
@@ -367,7 +367,10 @@ describe('X-Request-Id and the access log', () => {
     }
   });
 
-  it('logs 409 SOLD_OUT answers 1 in ACCESS_LOG_SOLD_OUT_SAMPLE, each line with the count skipped before it', async () => {
+  it('logs 409 SOLD_OUT answers 1 in ACCESS_LOG_SOLD_OUT_SAMPLE, each line with the count skipped before it', async ({
+    app,
+  }) => {
+    const { config, stores, redis, auth } = app;
     const sampledLog = new LogCapture();
     const sampledConfig = testConfig({
       TEMPORAL_TASK_QUEUE: config.temporal.taskQueue,
@@ -381,7 +384,7 @@ describe('X-Request-Id and the access log', () => {
       const replies: Reply[] = [];
       for (let i = 0; i < 11; i++) {
         replies.push(
-          await http('POST', '/api/checkout', {
+          await http(app, 'POST', '/api/checkout', {
             base: sampled.url,
             json: { sku, quantity: 1 },
             token: await auth.issue(`s-${run}-${i}`),

@@ -5,57 +5,53 @@
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { RedisClient } from '../src/infra/redis.js';
 import type Koa from 'koa';
-import type { Pool } from 'mysql2/promise';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { createCeilingApp } from '../bench/baselines/ceiling.js';
 import { createQueueCheckoutApp, runQueueConsumer } from '../bench/baselines/queue.js';
 import { createSyncCheckoutApp } from '../bench/baselines/sync.js';
 import { ShopperAuth } from '../src/api/auth.js';
-import type { AppConfig } from '../src/config/index.js';
 import { createLogger } from '../src/infra/logger.js';
-import { type Stores } from '../src/db/stores.js';
+import type { Stores } from '../src/db/stores.js';
 import { ORDER_NO_PATTERN } from '../src/model/order-workflow.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
-import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
+import { storeClientsTest } from './helpers/stack-test.js';
 import { expectInvariants, putOnSale, saleReport, uniqueSku } from './helpers/fixtures.js';
 import { httpAt } from './helpers/http.js';
 
-let config: AppConfig;
-let clients: StoreClients | undefined;
-let pool: Pool;
-let stores: Stores;
-let redis: RedisClient;
-let auth: ShopperAuth;
-const servers: Server[] = [];
-const urls = { ceiling: '', sync: '', queue: '' };
+const config = testConfig({ LOG_LEVEL: 'warn' });
+const auth = new ShopperAuth(config);
 
-async function serve(app: Koa): Promise<string> {
+async function serve(app: Koa, servers: Server[]): Promise<string> {
   const server = app.listen(0, '127.0.0.1');
   servers.push(server);
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-beforeAll(async () => {
-  config = testConfig({ LOG_LEVEL: 'warn' });
-  clients = openStoreClients(config);
-  ({ pool, stores, redis } = clients);
-  auth = new ShopperAuth(config);
-  const logger = createLogger(config, 'baselines-test');
-  urls.ceiling = await serve(createCeilingApp(logger));
-  urls.sync = await serve(createSyncCheckoutApp({ config, pool, logger }));
-  urls.queue = await serve(createQueueCheckoutApp({ config, redis, logger }));
-});
-
-afterAll(async () => {
-  for (const server of servers) {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+/** The three baselines, each served in-process on a free port: their URLs. */
+const it = storeClientsTest(config).extend('urls', { scope: 'file' }, async ({ clients }, { onCleanup }) => {
+  const servers: Server[] = [];
+  const close = async () => {
+    for (const server of servers) {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  };
+  try {
+    const logger = createLogger(config, 'baselines-test');
+    const urls = {
+      ceiling: await serve(createCeilingApp(logger), servers),
+      sync: await serve(createSyncCheckoutApp({ config, pool: clients.pool, logger }), servers),
+      queue: await serve(createQueueCheckoutApp({ config, redis: clients.redis, logger }), servers),
+    };
+    onCleanup(close);
+    return urls;
+  } catch (err) {
+    await close();
+    throw err;
   }
-  await clients?.close();
 });
 
 interface Reply {
@@ -100,7 +96,7 @@ async function expectTenSold(base: string, sku: string): Promise<Reply[]> {
   return replies;
 }
 
-async function mysqlSale(sku: string) {
+async function mysqlSale(stores: Stores, sku: string) {
   const [sale, awaiting] = await Promise.all([
     stores.sales.getSale(sku),
     stores.reports.countOrders(sku, 'AWAITING_PAYMENT'),
@@ -109,7 +105,7 @@ async function mysqlSale(sku: string) {
 }
 
 describe('ceiling', () => {
-  it('answers a constant 202 of the real shape, and the shared shell still refuses bad bodies', async () => {
+  it('answers a constant 202 of the real shape, and the shared shell still refuses bad bodies', async ({ urls }) => {
     expectAccepted(await checkout(urls.ceiling, { sku: 'anything', quantity: 1 }));
     const raw = await httpAt('POST', `${urls.ceiling}/api/checkout`, {
       headers: { 'content-type': 'text/plain' },
@@ -120,15 +116,17 @@ describe('ceiling', () => {
 });
 
 describe('sync (one MySQL transaction per checkout)', () => {
-  it('sells exactly the stock under a concurrent burst', async () => {
+  it('sells exactly the stock under a concurrent burst', async ({ clients, urls }) => {
+    const { stores, redis } = clients;
     const { sku } = await putOnSale(stores, redis, { stock: 10 });
     await expectTenSold(urls.sync, sku);
-    expect(await mysqlSale(sku)).toEqual({ available: 0, awaiting: 10 });
+    expect(await mysqlSale(stores, sku)).toEqual({ available: 0, awaiting: 10 });
     // It never touches Redis: the counters are as the sale left them.
     expect((await saleReport(stores, redis, sku)).figures.redis).toMatchObject({ available: 10, reserved: 0 });
   });
 
-  it('enforces the per-user limit, sequentially and concurrently', async () => {
+  it('enforces the per-user limit, sequentially and concurrently', async ({ clients, urls }) => {
+    const { stores, redis } = clients;
     const { sku } = await putOnSale(stores, redis, { stock: 10, perUserLimit: 1 });
     const token = await auth.issue(`${sku}-once`);
     expectAccepted(await checkout(urls.sync, { sku, quantity: 1 }, token));
@@ -142,10 +140,10 @@ describe('sync (one MySQL transaction per checkout)', () => {
     );
     expect(count(replies, 202)).toBe(1);
     expect(count(replies, 409, 'PURCHASE_LIMIT_EXCEEDED')).toBe(7);
-    expect(await mysqlSale(sku)).toEqual({ available: 8, awaiting: 2 });
+    expect(await mysqlSale(stores, sku)).toEqual({ available: 8, awaiting: 2 });
   });
 
-  it('answers 404, 401 and 400 like the real API', async () => {
+  it('answers 404, 401 and 400 like the real API', async ({ urls }) => {
     const token = await auth.issue('sync-errors');
     const unknown = await checkout(urls.sync, { sku: uniqueSku('NOPE'), quantity: 1 }, token);
     expect([unknown.status, unknown.body.error.code]).toEqual([404, 'SKU_NOT_FOUND']);
@@ -159,28 +157,32 @@ describe('sync (one MySQL transaction per checkout)', () => {
 describe('queue (Lua reservation + Redis list + consumer, seed 000)', () => {
   const abort = new AbortController();
   let consuming: Promise<void>;
-  beforeAll(() => {
+  it.beforeAll(({ clients }) => {
     consuming = runQueueConsumer({
-      redis,
-      pool,
+      redis: clients.redis,
+      pool: clients.pool,
       logger: createLogger(config, 'baselines-consumer'),
       signal: abort.signal,
     });
   });
-  afterAll(async () => {
+  it.afterAll(async () => {
     abort.abort();
     await consuming;
   });
 
-  it('reserves exactly the stock, and the consumer drains every accepted order into MySQL', async () => {
+  it('reserves exactly the stock, and the consumer drains every accepted order into MySQL', async ({
+    clients,
+    urls,
+  }) => {
+    const { stores, redis } = clients;
     const { sku } = await putOnSale(stores, redis, { stock: 10 });
     const replies = await expectTenSold(urls.queue, sku);
 
-    await waitFor(async () => (await mysqlSale(sku)).awaiting >= 10, {
+    await waitFor(async () => (await mysqlSale(stores, sku)).awaiting >= 10, {
       what: 'the consumer to write all 10 orders',
       timeoutMs: 30_000,
     });
-    expect(await mysqlSale(sku)).toEqual({ available: 0, awaiting: 10 });
+    expect(await mysqlSale(stores, sku)).toEqual({ available: 0, awaiting: 10 });
     const accepted = replies.filter((r) => r.status === 202).map((r) => String(r.body.orderNo));
     expect(await stores.reports.orderNumbersOfSale(sku)).toEqual(new Set(accepted));
     const report = await saleReport(stores, redis, sku, { perUserLimit: 1, acceptedOrderNos: accepted });
@@ -188,7 +190,8 @@ describe('queue (Lua reservation + Redis list + consumer, seed 000)', () => {
     expectInvariants(report);
   });
 
-  it('maps the reservation outcomes to the real error codes', async () => {
+  it('maps the reservation outcomes to the real error codes', async ({ clients, urls }) => {
+    const { stores, redis } = clients;
     const { sku } = await putOnSale(stores, redis, { stock: 5, perUserLimit: 1 });
     const token = await auth.issue(`${sku}-q`);
     expectAccepted(await checkout(urls.queue, { sku, quantity: 1 }, token));

@@ -8,14 +8,12 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { composeApi, createApp } from '../src/api/app.js';
 import { finishedPage } from '../src/api/scripted-pages.js';
 import { buildOpenApiDocument, routersOf } from '../src/api/openapi.js';
-import { type Stores } from '../src/db/stores.js';
 import { createLogger } from '../src/infra/logger.js';
-import { type RedisClient } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { spawnAppProcess, type AppRole } from '../stack/app-processes.js';
 import { freePort, type ManagedProcess } from '../stack/process.js';
@@ -24,17 +22,15 @@ import { WorkerDeployments } from '../src/infra/worker-deployments.js';
 import { requiredTaskQueues } from '../src/model/order-workflow.js';
 import { workerBuildId } from '../src/workers/versioning.js';
 import { testConfig } from './helpers/env.js';
-import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
+import { storeClientsTest } from './helpers/stack-test.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { httpAt } from './helpers/http.js';
 
 const root = resolve(import.meta.dirname, '..');
 const taskQueue = `build-${randomUUID()}`;
 const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue, AUTH_DEV_LOGIN: 'true', LOG_LEVEL: 'warn' });
+const it = storeClientsTest(config);
 const children: ManagedProcess[] = [];
-let clients: StoreClients | undefined;
-let stores: Stores;
-let redis: RedisClient;
 let apiUrl: string;
 let workerHealthUrl: string;
 
@@ -75,13 +71,10 @@ const answers = async (url: string) => (await httpAt('GET', url).catch(() => nul
 beforeAll(async () => {
   const build = await run('npm', ['run', 'build']);
   expect(build.code, build.output).toBe(0);
-  clients = openStoreClients(config);
-  ({ stores, redis } = clients);
 }, 180_000);
 
 afterAll(async () => {
   await Promise.all(children.map((child) => child.stop()));
-  await clients?.close();
 });
 
 describe('npm run build', () => {
@@ -112,7 +105,8 @@ describe('the compiled processes', () => {
     expect(migrate.output).toContain('schema up to date');
   });
 
-  it('node dist/api/main.js and node dist/workers/main.js serve and take an order through', async () => {
+  it('node dist/api/main.js and node dist/workers/main.js serve and take an order through', async ({ clients }) => {
+    const { stores, redis } = clients;
     const [apiPort, healthPort] = [await freePort(), await freePort()];
     apiUrl = `http://127.0.0.1:${apiPort}`;
     workerHealthUrl = `http://127.0.0.1:${healthPort}`;
@@ -166,7 +160,8 @@ describe('the compiled processes', () => {
     }
   });
 
-  it('serve the same OpenAPI document, dashboard page and docs page as the sources', async () => {
+  it('serve the same OpenAPI document, dashboard page and docs page as the sources', async ({ clients }) => {
+    const { stores, redis } = clients;
     const temporal = await createTemporalClient(config);
     try {
       const fromSource = createApp(

@@ -6,17 +6,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { guardsWithoutBreakers, OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { waitFor } from '../stack/wait-for.js';
 import type { OrderInput } from '../src/model/order-workflow.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
-import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
-import type { AppConfig } from '../src/config/index.js';
-import type { Stores } from '../src/db/stores.js';
-import type { RedisClient } from '../src/infra/redis.js';
-import type { RedisInventory } from '../src/redis/redis-inventory.js';
+import type { PerQueueTestbed } from './helpers/per-queue.js';
+import { testbedTest } from './helpers/stack-test.js';
 import { pacingOf } from './helpers/orders.js';
 import { httpAt } from './helpers/http.js';
 
@@ -39,48 +36,43 @@ class StartReportsFailureAfterAccepting extends OrderWorkflowClient {
   }
 }
 
-let testbed: PerQueueTestbed;
-let config: AppConfig;
-let stores: Stores;
-let redis: RedisClient;
-let inventory: RedisInventory;
-let temporal: Client;
-const auth = () => new ShopperAuth(config);
+const it = testbedTest({ TEMPORAL_TASK_QUEUE: `start-failure-${randomUUID()}`, LOG_LEVEL: 'silent' });
 
-beforeAll(async () => {
-  testbed = await openPerQueueTestbed({ TEMPORAL_TASK_QUEUE: `start-failure-${randomUUID()}`, LOG_LEVEL: 'silent' });
-  ({ config, stores, redis, inventory, temporal } = testbed);
-});
+const serve = (
+  testbed: PerQueueTestbed,
+  taskQueue: string,
+  beforeFailing: (orderNo: string) => Promise<void>,
+): Promise<string> =>
+  testbed.serve(taskQueue, {
+    orders: new StartReportsFailureAfterAccepting(testbed.temporal, taskQueue, beforeFailing),
+  });
 
-afterAll(async () => {
-  await testbed?.close();
-});
-
-const startWorker = (taskQueue: string): Promise<void> => testbed.startWorker(taskQueue);
-
-const serve = (taskQueue: string, beforeFailing: (orderNo: string) => Promise<void>): Promise<string> =>
-  testbed.serve(taskQueue, { orders: new StartReportsFailureAfterAccepting(temporal, taskQueue, beforeFailing) });
-
-async function checkout(base: string, sku: string, userId: string) {
+async function checkout(testbed: PerQueueTestbed, base: string, sku: string, userId: string) {
   const response = await httpAt('POST', `${base}/api/checkout`, {
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${await auth().issue(userId)}` },
+    headers: {
+      'content-type': 'application/json',
+      authorization: `Bearer ${await new ShopperAuth(testbed.config).issue(userId)}`,
+    },
     raw: JSON.stringify({ sku, quantity: 1 }),
   });
   return { status: response.status, body: response.body as { orderNo?: string; error?: { code: string } } };
 }
 
 describe('a workflow start that reports an error after the server accepted it', () => {
-  it('answers 202 when the workflow has already claimed its reservation, and the order goes on', async () => {
+  it('answers 202 when the workflow has already claimed its reservation, and the order goes on', async ({
+    testbed,
+  }) => {
+    const { stores, redis, inventory } = testbed;
     const taskQueue = `start-claimed-${randomUUID()}`;
-    await startWorker(taskQueue);
+    await testbed.startWorker(taskQueue);
     const sale = await putOnSale(stores, redis, { stock: 3 });
-    const base = await serve(taskQueue, async (orderNo) => {
+    const base = await serve(testbed, taskQueue, async (orderNo) => {
       await waitFor(async () => (await inventory.getReservation(sale.sku, orderNo))?.state === 'CLAIMED', {
         what: `${orderNo} to be claimed`,
         timeoutMs: 10_000,
       });
     });
-    const reply = await checkout(base, sale.sku, 'claimed-before-error');
+    const reply = await checkout(testbed, base, sale.sku, 'claimed-before-error');
     expect(reply.status).toBe(202);
     const orderNo = reply.body.orderNo ?? '';
     await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
@@ -96,18 +88,21 @@ describe('a workflow start that reports an error after the server accepted it', 
   // Finding 1 of issue 25: this answered 503 "nothing was reserved" (the API released the unclaimed
   // reservation), while the workflow it had started went on: the shopper had no order number, and
   // the order failed. A reserved unit is a promise now: 202, and the order is persisted.
-  it('answers 202 before the workflow has claimed its reservation, releases nothing, and the order is persisted once a worker runs', async () => {
+  it('answers 202 before the workflow has claimed its reservation, releases nothing, and the order is persisted once a worker runs', async ({
+    testbed,
+  }) => {
+    const { stores, redis, inventory } = testbed;
     // No worker yet: the workflow exists but cannot claim while the checkout answers.
     const taskQueue = `start-unclaimed-${randomUUID()}`;
     const sale = await putOnSale(stores, redis, { stock: 3, perUserLimit: 1 });
-    const base = await serve(taskQueue, async () => {});
-    const reply = await checkout(base, sale.sku, 'unclaimed-at-answer');
+    const base = await serve(testbed, taskQueue, async () => {});
+    const reply = await checkout(testbed, base, sale.sku, 'unclaimed-at-answer');
     expect(reply.status).toBe(202);
     const orderNo = reply.body.orderNo ?? '';
     expect(await inventory.getSale(sale.sku)).toMatchObject({ available: 2, reserved: 1 });
     expect((await inventory.getReservation(sale.sku, orderNo))?.state).toBe('RESERVED');
 
-    await startWorker(taskQueue);
+    await testbed.startWorker(taskQueue);
     await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
       what: `${orderNo} to be persisted`,
       timeoutMs: 15_000,

@@ -6,8 +6,8 @@
  * polling checkouts. Faults are injected by wrapping the real persistOrder.
  */
 import { randomUUID } from 'node:crypto';
-import { ApplicationFailure, type Client } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApplicationFailure } from '@temporalio/client';
+import { describe, expect } from 'vitest';
 import type { Activities } from '../src/activities/order.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import { preferredWaitSeconds } from '../src/api/prefer.js';
@@ -15,31 +15,15 @@ import { waitFor } from '../stack/wait-for.js';
 import { orderWorkflowId, type OrderInput } from '../src/model/order-workflow.js';
 import { guardsWithoutBreakers, OrderWorkflowClient, type AwaitedStart } from '../src/order/workflow-client.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
-import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
-import type { AppConfig } from '../src/config/index.js';
-import type { Stores } from '../src/db/stores.js';
-import type { RedisClient } from '../src/infra/redis.js';
-import type { RedisInventory } from '../src/redis/redis-inventory.js';
+import type { PerQueueTestbed } from './helpers/per-queue.js';
+import { testbedTest } from './helpers/stack-test.js';
 import { pacingOf } from './helpers/orders.js';
 import { httpAt } from './helpers/http.js';
 
-let testbed: PerQueueTestbed;
-let config: AppConfig;
-let stores: Stores;
-let redis: RedisClient;
-let inventory: RedisInventory;
-let temporal: Client;
-
-beforeAll(async () => {
-  testbed = await openPerQueueTestbed({ LOG_LEVEL: 'silent', CHECKOUT_MAX_WAIT: '10s' });
-  ({ config, stores, redis, inventory, temporal } = testbed);
-});
-
-afterAll(async () => {
-  await testbed?.close();
-});
+const it = testbedTest({ LOG_LEVEL: 'silent', CHECKOUT_MAX_WAIT: '10s' });
 
 const startWorker = (
+  testbed: PerQueueTestbed,
   taskQueue: string,
   wrapActivities?: (activities: Activities) => Partial<Activities>,
 ): Promise<void> => testbed.startWorker(taskQueue, wrapActivities ? { wrapActivities } : {});
@@ -54,7 +38,7 @@ class UpdateWithStartReportsFailure extends OrderWorkflowClient {
   }
 }
 
-const serve = (taskQueue: string, orders?: OrderWorkflowClient): Promise<string> =>
+const serve = (testbed: PerQueueTestbed, taskQueue: string, orders?: OrderWorkflowClient): Promise<string> =>
   testbed.serve(taskQueue, orders ? { orders } : {});
 
 interface CheckoutReply {
@@ -73,6 +57,7 @@ interface CheckoutReply {
 }
 
 async function checkout(
+  testbed: PerQueueTestbed,
   base: string,
   sku: string,
   userId: string,
@@ -82,7 +67,7 @@ async function checkout(
   const response = await httpAt('POST', `${base}/api/checkout`, {
     headers: {
       'content-type': 'application/json',
-      authorization: `Bearer ${await new ShopperAuth(config).issue(userId)}`,
+      authorization: `Bearer ${await new ShopperAuth(testbed.config).issue(userId)}`,
       ...headers,
     },
     raw: JSON.stringify({ sku, quantity: 1 }),
@@ -135,13 +120,16 @@ describe('Prefer: wait=N parsing (RFC 7240)', () => {
 });
 
 describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
-  it('answers 201 with the persisted order in one call when persistence finishes within the wait', async () => {
+  it('answers 201 with the persisted order in one call when persistence finishes within the wait', async ({
+    testbed,
+  }) => {
+    const { stores, redis, inventory } = testbed;
     const taskQueue = `wait-201-${randomUUID()}`;
-    await startWorker(taskQueue);
-    const base = await serve(taskQueue);
+    await startWorker(testbed, taskQueue);
+    const base = await serve(testbed, taskQueue);
     const sale = await putOnSale(stores, redis, { stock: 5 });
 
-    const reply = await checkout(base, sale.sku, 'waiter-201', { prefer: 'wait=5' });
+    const reply = await checkout(testbed, base, sale.sku, 'waiter-201', { prefer: 'wait=5' });
     expect(reply.status, JSON.stringify(reply.body)).toBe(201);
     expect(reply.preferenceApplied).toBe('wait=5');
     expect(reply.body).toMatchObject({ status: 'AWAITING_PAYMENT', quantity: 1, sku: sale.sku });
@@ -158,19 +146,22 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     // Without the header, or with wait=0: today's 202 PENDING, no Preference-Applied.
     const withoutWait: Array<Record<string, string>> = [{}, { prefer: 'wait=0' }, { prefer: 'wait=soon' }];
     for (const [i, headers] of withoutWait.entries()) {
-      const polling = await checkout(base, sale.sku, `poller-${i}`, headers);
+      const polling = await checkout(testbed, base, sale.sku, `poller-${i}`, headers);
       expect(polling.status).toBe(202);
       expect(polling.body.status).toBe('PENDING');
       expect(polling.preferenceApplied).toBeNull();
     }
   });
 
-  it('answers 202 after about N seconds while no worker runs, and the order completes once one does', async () => {
+  it('answers 202 after about N seconds while no worker runs, and the order completes once one does', async ({
+    testbed,
+  }) => {
+    const { stores, redis, inventory, temporal } = testbed;
     const taskQueue = `wait-stalled-${randomUUID()}`;
-    const base = await serve(taskQueue);
+    const base = await serve(testbed, taskQueue);
     const sale = await putOnSale(stores, redis, { stock: 3 });
 
-    const reply = await checkout(base, sale.sku, 'waiter-stalled', { prefer: 'wait=2' });
+    const reply = await checkout(testbed, base, sale.sku, 'waiter-stalled', { prefer: 'wait=2' });
     expect(reply.status, JSON.stringify(reply.body)).toBe(202);
     expect(reply.body.status).toBe('PENDING');
     expect(reply.preferenceApplied).toBeNull();
@@ -182,12 +173,12 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     expect((await temporal.workflow.getHandle(orderWorkflowId(orderNo)).describe()).status.name).toBe('RUNNING');
     // Polling it meanwhile: no worker answers the status query, so the stores answer (the reservation: PENDING).
     const polled = await httpAt('GET', `${base}${reply.body.statusUrl ?? ''}`, {
-      headers: { authorization: `Bearer ${await new ShopperAuth(config).issue('waiter-stalled')}` },
+      headers: { authorization: `Bearer ${await new ShopperAuth(testbed.config).issue('waiter-stalled')}` },
     });
     expect(polled.status, JSON.stringify(polled.body)).toBe(200);
     expect(polled.body).toMatchObject({ orderNo, status: 'PENDING', source: 'stores' });
 
-    await startWorker(taskQueue);
+    await startWorker(testbed, taskQueue);
     await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
       what: `${orderNo} to be persisted`,
       timeoutMs: 20_000,
@@ -197,18 +188,24 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     expectInvariants(report);
   });
 
-  it('answers 409 ORDER_FAILED with the reason when persistence fails within the wait, and gives the stock back', async () => {
+  it('answers 409 ORDER_FAILED with the reason when persistence fails within the wait, and gives the stock back', async ({
+    testbed,
+  }) => {
+    const { stores, redis, inventory } = testbed;
     const taskQueue = `wait-failed-${randomUUID()}`;
-    await startWorker(taskQueue, () => ({
+    await startWorker(testbed, taskQueue, () => ({
       persistOrder: () =>
         Promise.reject(
           ApplicationFailure.nonRetryable('the sale vanished from the database (injected)', 'SaleNotFound'),
         ),
     }));
-    const base = await serve(taskQueue);
+    const base = await serve(testbed, taskQueue);
     const sale = await putOnSale(stores, redis, { stock: 3 });
 
-    const reply = await checkout(base, sale.sku, 'waiter-failed', { prefer: 'wait=8', 'idempotency-key': 'fail-once' });
+    const reply = await checkout(testbed, base, sale.sku, 'waiter-failed', {
+      prefer: 'wait=8',
+      'idempotency-key': 'fail-once',
+    });
     expect(reply.status, JSON.stringify(reply.body)).toBe(409);
     expect(reply.preferenceApplied).toBe('wait=8');
     expect(reply.body.error?.code).toBe('ORDER_FAILED');
@@ -222,7 +219,7 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     expect(await inventory.getSale(sale.sku)).toMatchObject({ available: 3, reserved: 0 });
 
     // The same key again answers the same failed order, not a second one.
-    const retried = await checkout(base, sale.sku, 'waiter-failed', {
+    const retried = await checkout(testbed, base, sale.sku, 'waiter-failed', {
       prefer: 'wait=8',
       'idempotency-key': 'fail-once',
     });
@@ -232,24 +229,27 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
-  it('attaches a retried waiting checkout (same Idempotency-Key) to the same order while the first still waits', async () => {
+  it('attaches a retried waiting checkout (same Idempotency-Key) to the same order while the first still waits', async ({
+    testbed,
+  }) => {
+    const { stores, redis, inventory, temporal } = testbed;
     const taskQueue = `wait-retry-${randomUUID()}`;
     const persistence = gate();
     const persistStarted = gate();
-    await startWorker(taskQueue, (real) => ({
+    await startWorker(testbed, taskQueue, (real) => ({
       persistOrder: async (order) => {
         persistStarted.open();
         await persistence.opened;
         return real.persistOrder(order);
       },
     }));
-    const base = await serve(taskQueue);
+    const base = await serve(testbed, taskQueue);
     const sale = await putOnSale(stores, redis, { stock: 3, perUserLimit: 2 });
     const headers = { prefer: 'wait=10', 'idempotency-key': 'retry-while-waiting' };
 
-    const first = checkout(base, sale.sku, 'waiter-retry', headers);
+    const first = checkout(testbed, base, sale.sku, 'waiter-retry', headers);
     await persistStarted.opened;
-    const second = checkout(base, sale.sku, 'waiter-retry', headers);
+    const second = checkout(testbed, base, sale.sku, 'waiter-retry', headers);
     // Both are parked on the same workflow before persistence may go on.
     const [orderNo] = [...(await stores.reports.orderNumbersOfSale(sale.sku))];
     expect(orderNo).toBeUndefined();
@@ -280,16 +280,20 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
-  it('answers 202 when Update-with-Start reports an error, claimed or not yet: nothing is released, the order goes on', async () => {
+  it('answers 202 when Update-with-Start reports an error, claimed or not yet: nothing is released, the order goes on', async ({
+    testbed,
+  }) => {
+    const { stores, redis, inventory, temporal } = testbed;
     // With a worker: the order is persisted (claimed) before the error; it goes on, answered 202.
     const claimedQueue = `wait-error-claimed-${randomUUID()}`;
-    await startWorker(claimedQueue);
+    await startWorker(testbed, claimedQueue);
     const claimedBase = await serve(
+      testbed,
       claimedQueue,
       new UpdateWithStartReportsFailure(temporal, claimedQueue, guardsWithoutBreakers(), pacingOf()),
     );
     const claimedSale = await putOnSale(stores, redis, { stock: 3 });
-    const claimed = await checkout(claimedBase, claimedSale.sku, 'waiter-error-claimed', { prefer: 'wait=5' });
+    const claimed = await checkout(testbed, claimedBase, claimedSale.sku, 'waiter-error-claimed', { prefer: 'wait=5' });
     expect(claimed.status, JSON.stringify(claimed.body)).toBe(202);
     expect((await stores.orders.getOrder(claimed.body.orderNo ?? ''))?.status).toBe('AWAITING_PAYMENT');
     expectInvariants(await saleReport(stores, redis, claimedSale.sku));
@@ -298,15 +302,18 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     // runs the order is persisted.
     const unclaimedQueue = `wait-error-unclaimed-${randomUUID()}`;
     const unclaimedBase = await serve(
+      testbed,
       unclaimedQueue,
       new UpdateWithStartReportsFailure(temporal, unclaimedQueue, guardsWithoutBreakers(), pacingOf()),
     );
     const unclaimedSale = await putOnSale(stores, redis, { stock: 3 });
-    const unclaimed = await checkout(unclaimedBase, unclaimedSale.sku, 'waiter-error-unclaimed', { prefer: 'wait=1' });
+    const unclaimed = await checkout(testbed, unclaimedBase, unclaimedSale.sku, 'waiter-error-unclaimed', {
+      prefer: 'wait=1',
+    });
     expect(unclaimed.status, JSON.stringify(unclaimed.body)).toBe(202);
     const orderNo = unclaimed.body.orderNo ?? '';
     expect(await inventory.getSale(unclaimedSale.sku)).toMatchObject({ available: 2, reserved: 1 });
-    await startWorker(unclaimedQueue);
+    await startWorker(testbed, unclaimedQueue);
     await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
       what: `${orderNo} to be persisted`,
       timeoutMs: 20_000,
@@ -314,17 +321,18 @@ describe('the waiting checkout (Prefer: wait=N) on the dev server', () => {
     expectInvariants(await saleReport(stores, redis, unclaimedSale.sku));
   });
 
-  it('keeps every invariant in a burst where waiting and polling checkouts mix', async () => {
+  it('keeps every invariant in a burst where waiting and polling checkouts mix', async ({ testbed }) => {
+    const { stores, redis } = testbed;
     const taskQueue = `wait-burst-${randomUUID()}`;
-    await startWorker(taskQueue);
-    const base = await serve(taskQueue);
+    await startWorker(testbed, taskQueue);
+    const base = await serve(testbed, taskQueue);
     const stock = 25;
     const sale = await putOnSale(stores, redis, { stock });
     const shoppers = Array.from({ length: 120 }, (_, i) => `burst-${i % 80}`);
 
     const replies = await Promise.all(
       shoppers.map((userId, i) =>
-        checkout(base, sale.sku, userId, i % 2 === 0 ? { prefer: 'wait=8' } : { prefer: 'respond-async' }),
+        checkout(testbed, base, sale.sku, userId, i % 2 === 0 ? { prefer: 'wait=8' } : { prefer: 'respond-async' }),
       ),
     );
     const byStatus = new Map<number, CheckoutReply[]>();

@@ -8,12 +8,7 @@ import { RECONCILE_WORKFLOW_TYPE } from '../src/model/workflow-types.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
-import { type Client } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { AppConfig } from '../src/config/index.js';
-import { type Stores } from '../src/db/stores.js';
-import { type RedisClient } from '../src/infra/redis.js';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
+import { describe, expect, inject } from 'vitest';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import type { ReconcileReport } from '../src/model/reconcile-workflow.js';
 import type { ReconcileWorkflow } from '../src/workflows/reconcile.js';
@@ -21,22 +16,15 @@ import { appCommandLine, clockAheadBy, type AppRole } from '../stack/app-process
 import { freePort } from '../stack/process.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
-import { openStackClients, type StackClients } from './helpers/stack-clients.js';
+import { clientsTest } from './helpers/stack-test.js';
 import { oneUnitOrder, putOnSale } from './helpers/fixtures.js';
 import { PromiseQueue } from '../src/redis/promise-queue.js';
 import { httpAt } from './helpers/http.js';
 
 const root = resolve(import.meta.dirname, '..');
 const AHEAD_MS = 20 * 60_000;
-let config: AppConfig;
-let worker: ChildProcess;
-let healthUrl: string;
-let clients: StackClients | undefined;
-let stores: Stores;
-let redis: RedisClient;
-let inventory: RedisInventory;
-let promises: PromiseQueue;
-let temporal: Client;
+const taskQueue = `skewed-worker-${randomUUID()}`;
+const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'warn' });
 
 /**
  * A process of the app started as npm starts it, its wall clock `aheadMs` ahead; its output kept for a failure's
@@ -77,11 +65,10 @@ async function untilAnswers(url: string, what: string, output: () => string): Pr
   });
 }
 
-beforeAll(async () => {
-  const taskQueue = `skewed-worker-${randomUUID()}`;
+/** The production worker process of `taskQueue`, 20 minutes ahead, once its /readyz answers 200. */
+const it = clientsTest(config).extend('worker', { scope: 'file' }, async ({}, { onCleanup }) => {
   const healthPort = await freePort();
-  healthUrl = `http://127.0.0.1:${healthPort}`;
-  config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'warn' });
+  const healthUrl = `http://127.0.0.1:${healthPort}`;
   const started = spawnAhead('worker', AHEAD_MS, {
     TEMPORAL_TASK_QUEUE: taskQueue,
     WORKER_METRICS_PORT: String(await freePort()),
@@ -89,28 +76,25 @@ beforeAll(async () => {
     WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'),
     LOG_LEVEL: 'warn',
   });
-  worker = started.child;
+  const worker = started.child;
+  const kill = () => {
+    if (worker.pid && worker.exitCode === null) process.kill(-worker.pid, 'SIGKILL');
+  };
   await waitFor(async () => (await httpAt('GET', `${healthUrl}/readyz`).catch(() => null))?.status === 200, {
     what: "the skewed worker's /readyz to answer 200",
     timeoutMs: 90_000,
     intervalMs: 100,
   }).catch((err: unknown) => {
+    kill();
     throw new Error(`${String(err)}\nworker output:\n${started.output()}`);
   });
-  clients = await openStackClients(config);
-  ({ stores, redis, temporal } = clients);
-  inventory = new RedisInventory(redis, taskQueue);
-  promises = new PromiseQueue(redis);
-}, 120_000);
-
-afterAll(async () => {
-  if (worker?.pid && worker.exitCode === null) process.kill(-worker.pid, 'SIGKILL');
-  await clients?.close();
+  onCleanup(kill);
+  return { healthUrl };
 });
 
 describe('a worker 20 minutes ahead of Redis and MySQL', () => {
-  it('is ahead indeed, and its /readyz shows how far from Redis and from MySQL', async () => {
-    const body = (await httpAt('GET', `${healthUrl}/readyz`)).body as {
+  it('is ahead indeed, and its /readyz shows how far from Redis and from MySQL', async ({ worker }) => {
+    const body = (await httpAt('GET', `${worker.healthUrl}/readyz`)).body as {
       clocks?: Record<string, { offsetMs: number; uncertaintyMs: number }>;
     };
     // Offsets are the other clock minus this process's: both about 20 minutes behind it.
@@ -121,7 +105,12 @@ describe('a worker 20 minutes ahead of Redis and MySQL', () => {
     }
   });
 
-  it("judges a reservation's age by Redis's clock: the reconciler keeps a promise made a moment ago", async () => {
+  it("judges a reservation's age by Redis's clock: the reconciler keeps a promise made a moment ago", async ({
+    clients,
+    worker: _worker,
+  }) => {
+    const { stores, redis, inventory, temporal } = clients;
+    const promises = new PromiseQueue(redis);
     const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
     const orderNo = newOrderNo();
     const { unitPriceCents: _price, ...input } = oneUnitOrder(sale, {
@@ -151,8 +140,10 @@ describe('a worker 20 minutes ahead of Redis and MySQL', () => {
     await promises.dropStartEntry(sale.sku, orderNo);
   });
 
-  it("bounds Temporal's clock from below by the activities it ran (Temporal cannot be asked): 20 minutes behind it", async () => {
-    const body = (await httpAt('GET', `${healthUrl}/readyz`)).body as {
+  it("bounds Temporal's clock from below by the activities it ran (Temporal cannot be asked): 20 minutes behind it", async ({
+    worker,
+  }) => {
+    const body = (await httpAt('GET', `${worker.healthUrl}/readyz`)).body as {
       clocks?: Record<string, { atLeastMs?: number }>;
     };
     // Scheduled by Temporal's clock, started by this worker's: at most their offset, by the task's wait.

@@ -7,14 +7,11 @@
  * inputs hold that build's key, and the sale's invariants hold.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Client, ConnectionLike } from '@temporalio/client';
-import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import type { ConnectionLike } from '@temporalio/client';
+import { expect, inject } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
-import type { AppConfig } from '../src/config/index.js';
-import type { Stores } from '../src/db/stores.js';
 import { eachPayload } from '../toolkit/history-payloads.js';
-import type { RedisClient } from '../src/infra/redis.js';
 import { WorkerDeployments } from '../src/infra/worker-deployments.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/redis/redis-inventory.js';
@@ -29,7 +26,7 @@ import type { VariantBuild } from './helpers/builds.js';
 import type { ManagedProcess } from '../stack/process.js';
 import { DeployDriver, deployTrafficPlan } from './helpers/deploys.js';
 import { testConfig } from './helpers/env.js';
-import { openStackClients, type StackClients } from './helpers/stack-clients.js';
+import { clientsTest } from './helpers/stack-test.js';
 
 const taskQueue = `codec-rollout-${randomUUID()}`;
 const key = (id: string) => `${id}=${randomBytes(32).toString('base64')}`;
@@ -53,23 +50,18 @@ const env: Record<string, string> = {
   ...STEPS.plain,
 };
 
-let config: AppConfig;
-let clients: StackClients;
-let stores: Stores;
-let redis: RedisClient;
-let connection: ConnectionLike;
-let client: Client;
+const config = testConfig(env);
+// Reads what every step wrote: both keys.
+const it = clientsTest(config, { readsWith: testConfig({ ...env, ...STEPS.k2 }) });
 let deployments: WorkerDeployments;
 let plan: TrafficPlan;
 let driver: DeployDriver;
 const apis: RunningApi[] = [];
 const builds = {} as Record<Step, VariantBuild>;
 
-beforeAll(async () => {
-  config = testConfig(env);
-  // Reads what every step wrote: both keys.
-  clients = await openStackClients(config, { readsWith: testConfig({ ...env, ...STEPS.k2 }) });
-  ({ stores, redis, connection, temporal: client } = clients);
+// The builds, the sale and the deploy's driver: per-file state beside the clients, kept in a hook with its 180 s.
+it.beforeAll(async ({ clients }) => {
+  const { stores, redis, connection, temporal: client } = clients;
   deployments = new WorkerDeployments(connection, config.temporal.namespace, 'codec-rollout-test');
   // One bundle; each step's codec makes it another build, as the worker names itself.
   const bundlePath = inject('workflowBundlePath');
@@ -87,10 +79,9 @@ beforeAll(async () => {
   driver = new DeployDriver({ env, logDir: inject('stackDataDir'), plan, stores, temporal: client });
 }, 180_000);
 
-afterAll(async () => {
+it.afterAll(async () => {
   await driver?.stopWorkers();
   await Promise.allSettled(apis.map((api) => api.close()));
-  await clients?.close();
 });
 
 /** The API and the tools move to `step`'s codec settings: an API process of that step serves the shoppers. */
@@ -118,7 +109,7 @@ async function rollTo(step: Step, previous: ManagedProcess, during: () => Promis
  * The keys of what the order's own build wrote into its history (activity inputs, local activities' markers, the
  * result; `plain`: none), read as an attacker without the key would (its input and Signals are the senders').
  */
-async function activityKeysOf(orderNo: string): Promise<string[]> {
+async function activityKeysOf(connection: ConnectionLike, orderNo: string): Promise<string[]> {
   const { history } = await connection.workflowService.getWorkflowExecutionHistory({
     namespace: config.temporal.namespace,
     execution: { workflowId: orderWorkflowId(orderNo) },
@@ -140,7 +131,10 @@ async function activityKeysOf(orderNo: string): Promise<string[]> {
   return [...keys];
 }
 
-it('turns encryption on, rotates the key and rolls the rotation back, with orders open at every switch', async () => {
+it('turns encryption on, rotates the key and rolls the rotation back, with orders open at every switch', async ({
+  clients,
+}) => {
+  const { stores, redis, connection } = clients;
   expect(new Set(Object.values(builds).map((build) => build.buildId)).size).toBe(4);
   await switchTo('plain');
   const plainWorker = driver.startWorker(builds.plain, 'on-start', STEPS.plain);
@@ -202,7 +196,7 @@ it('turns encryption on, rotates the key and rolls the rotation back, with order
         failedTasks: 0,
         closed: true,
       });
-      expect(await activityKeysOf(orderNo), `${step} ${orderNo}`).toEqual([
+      expect(await activityKeysOf(connection, orderNo), `${step} ${orderNo}`).toEqual([
         { plain: 'plain', k1: 'k1', k1ThenK2: 'k1', k2: 'k2' }[step],
       ]);
     }

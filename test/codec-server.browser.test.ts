@@ -5,11 +5,12 @@
  * codec calls are the browser's own, from the UI's origin: CORS (CODEC_SERVER_ORIGINS, the stack's UI) is exercised.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from './helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codecServerOptionsOf, startCodecServer, type RunningCodecServer } from '../src/api/codec-server.js';
 import type { AppConfig } from '../src/config/index.js';
@@ -19,9 +20,6 @@ import { ENCRYPTED_ENCODING } from '../src/infra/payload-codec.js';
 import { temporalConnectionSettings } from '../src/infra/temporal-connection.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
-
-/** Debian's chromium package; scripts/install-tools.sh --test-server installs it. */
-const CHROMIUM = '/usr/bin/chromium';
 
 let config: AppConfig;
 /** The dev server's Web UI: the origin of CODEC_SERVER_ORIGINS the stack set for it. */
@@ -37,11 +35,7 @@ const workflowId = `codec-ui-${randomUUID()}`;
 let storedData = '';
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium is not installed at ${CHROMIUM}: run 'bash scripts/install-tools.sh --test-server' (npm test does; it installs Debian's chromium)`,
-    );
-  }
+  browser = await launchChromium();
   config = testConfig({ LOG_LEVEL: 'silent' });
   const ui = config.codecServer.allowedOrigins.find((origin) => origin.startsWith('http://127.0.0.1:'));
   if (!ui || config.codecServer.port === 0)
@@ -60,7 +54,6 @@ beforeAll(async () => {
     args: [{ note: marker }],
     workflowExecutionTimeout: '10 minutes',
   });
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
 });
 
 afterAll(async () => {

@@ -15,97 +15,91 @@ import { STORED_ORDER_STATUSES } from '../src/model/order-rules.js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { RedisClient } from '../src/infra/redis.js';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningApi } from '../src/api/server.js';
-import type { AppConfig } from '../src/config/index.js';
-import type { Stores } from '../src/db/stores.js';
+import type { Page } from 'playwright-core';
+import { launchChromium } from './helpers/browser.js';
+import { beforeAll, describe, expect } from 'vitest';
 import { RedisInventory } from '../src/redis/redis-inventory.js';
 import { waitFor } from '../stack/wait-for.js';
 import { expectInvariants, putOnSale, saleReport, uniqueSku } from './helpers/fixtures.js';
+import { httpRequest } from './helpers/http.js';
 import { quantile } from '../web/checkout-metrics.js';
 import { parseEtaError } from '../web/line-metrics.js';
-import { startTestApp, type TestApp } from './helpers/app.js';
+import type { TestApp } from './helpers/app.js';
 import { freePort } from '../stack/process.js';
 import { WorkerFiguresBoard, type WorkerCacheFigures } from '../src/redis/worker-figures.js';
 import { parsePaymentSignals, workerCacheTotals } from '../web/worker-metrics.js';
 import { deliveryTotals, formatAge, type EndpointReport } from '../web/delivery-metrics.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { closeRow } from './helpers/orders.js';
+import { appTest } from './helpers/stack-test.js';
 
-/** Debian's chromium package; scripts/install-tools.sh --test-server installs it. */
-const CHROMIUM = '/usr/bin/chromium';
 const ADMIN = 'dashboard-admin-token';
 /** Any Web UI address will do: the test checks that the page's links point at it. */
 const WEB_UI = 'http://127.0.0.1:18233';
 
-let app: TestApp;
-let config: AppConfig;
-let api: RunningApi;
-let stores: Stores;
-let redis: RedisClient;
-let browser: Browser;
-let page: Page;
 /** Where this file's screenshots go. */
 const shots = mkdtempSync(join(tmpdir(), 'dashboard-'));
+/**
+ * The Core runtime's Prometheus exporter, as the worker process has it (WORKER_METRICS_PORT): this file's worker
+ * reads its cache counters there.
+ */
+const metricsPort = await freePort();
 
-beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium is not installed at ${CHROMIUM}: run 'bash scripts/install-tools.sh --test-server' (npm test does; it installs Debian's chromium)`,
-    );
-  }
-  // The Core runtime's Prometheus exporter, as the worker process has it (WORKER_METRICS_PORT): this file's worker
-  // reads its cache counters there. Installed before anything creates the runtime (the worker's connection).
-  const metricsPort = await freePort();
+beforeAll(() => {
+  // Installed before anything creates the runtime (the worker's connection): before any test asks for the app.
   Runtime.install({
     logger: new DefaultLogger('WARN'),
     telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${metricsPort}` } } },
   });
-  app = await startTestApp(
-    'dashboard',
-    {
-      AUTH_DEV_LOGIN: 'true',
-      ADMIN_TOKEN: ADMIN,
-      TEMPORAL_UI_URL: WEB_UI,
-      LOG_LEVEL: 'warn',
-      // The page's burst logs N shoppers in from one browser, so from one IP; other test files log in
-      // from 127.0.0.1 at the same time. Rate limits have their own suite (test/rate-limit.test.ts).
-      RATE_LIMIT_LOGIN: 'off',
-    },
-    { worker: { cacheFigures: { metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` } } },
-  );
-  ({ config, stores, redis, api } = app);
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
-  page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
-  page.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
 });
 
-/** This file's endpoints: disabled as soon as made, and again at the end, so that no reconciler delivers to them. */
-const endpoints: string[] = [];
+const it = appTest(
+  'dashboard',
+  {
+    AUTH_DEV_LOGIN: 'true',
+    ADMIN_TOKEN: ADMIN,
+    TEMPORAL_UI_URL: WEB_UI,
+    LOG_LEVEL: 'warn',
+    // The page's burst logs N shoppers in from one browser, so from one IP; other test files log in
+    // from 127.0.0.1 at the same time. Rate limits have their own suite (test/rate-limit.test.ts).
+    RATE_LIMIT_LOGIN: 'off',
+  },
+  { worker: { cacheFigures: { metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` } } },
+)
+  .extend('browser', { scope: 'file' }, async ({}, { onCleanup }) => {
+    const browser = await launchChromium();
+    onCleanup(() => browser.close());
+    return browser;
+  })
+  .extend('page', { scope: 'file' }, async ({ browser }) => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
+    page.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
+    return page;
+  })
+  /** This file's endpoints: disabled as soon as made, and again at the end, so that no reconciler delivers to them. */
+  .extend('endpoints', { scope: 'file' }, ({ app }, { onCleanup }) => {
+    const endpoints: string[] = [];
+    onCleanup(async () => {
+      for (const endpointId of endpoints) await app.stores.webhooks.updateEndpoint(endpointId, { enabled: false });
+    });
+    return endpoints;
+  });
 
-afterAll(async () => {
-  for (const endpointId of endpoints) await stores?.webhooks.updateEndpoint(endpointId, { enabled: false });
-  await browser?.close();
-  await app?.close();
-});
-
-async function getJson(path: string, token?: string): Promise<any> {
-  const response = await fetch(`${api.url}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+async function getJson(app: TestApp, path: string, token?: string): Promise<any> {
+  const response = await httpRequest(app.api.url, 'GET', path, token ? { token } : {});
   expect(response.status, path).toBe(200);
-  return response.json();
+  return response.body;
 }
 
-const text = (selector: string) => page.locator(selector).innerText();
+const text = (page: Page, selector: string) => page.locator(selector).innerText();
 
 /** The page's orders as shown: order number, shopper, status, link. */
-async function ordersOnScreen(): Promise<
-  Array<{ orderNo: string; user: string; status: string; href: string | null; deadline: string }>
-> {
+async function ordersOnScreen(
+  page: Page,
+): Promise<Array<{ orderNo: string; user: string; status: string; href: string | null; deadline: string }>> {
   return page.locator('#orders tr').evaluateAll((rows) =>
     rows.map((row) => ({
       orderNo: (row as HTMLElement).dataset.orderNo ?? '',
@@ -141,18 +135,16 @@ async function chartData(view: Page): Promise<Record<string, Record<string, Arra
     );
   });
 }
-const text2 = (view: Page, selector: string) => view.locator(selector).innerText();
 
 /** A join (POST) or a read (GET) of a shopper's place in `sku`'s line. */
-async function line(method: 'GET' | 'POST', sku: string, token: string) {
-  const response = await fetch(`${api.url}/api/sales/${sku}/line${method === 'GET' ? '/me' : ''}`, {
-    method,
-    headers: { authorization: `Bearer ${token}` },
+async function line(app: TestApp, method: 'GET' | 'POST', sku: string, token: string) {
+  const response = await httpRequest(app.api.url, method, `/api/sales/${sku}/line${method === 'GET' ? '/me' : ''}`, {
+    token,
   });
   return {
     status: response.status,
     retryAfter: Number(response.headers.get('retry-after')),
-    place: (await response.json()) as { state: string; admission: { token: string } | null },
+    place: response.body as { state: string; admission: { token: string } | null },
   };
 }
 
@@ -160,25 +152,20 @@ async function line(method: 'GET' | 'POST', sku: string, token: string) {
  * A shopper in line, as a client should: reads the place when Retry-After says, checks out with the admission once
  * admitted. BOUGHT, or the state that ended the wait (SOLD_OUT).
  */
-async function waitInLine(sku: string, shopper: { userId: string; token: string }): Promise<string> {
+async function waitInLine(app: TestApp, sku: string, shopper: { userId: string; token: string }): Promise<string> {
   let nextReadAt = 0;
   return waitFor(
     async () => {
       if (Date.now() < nextReadAt) return false;
-      const read = await line('GET', sku, shopper.token);
+      const read = await line(app, 'GET', sku, shopper.token);
       expect(read.status).toBe(200);
       nextReadAt = Date.now() + read.retryAfter * 1000;
       if (read.place.state === 'SOLD_OUT') return 'SOLD_OUT';
       if (read.place.state !== 'ADMITTED') return false;
-      const reply = await fetch(`${api.url}/api/checkout`, {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${shopper.token}`,
-          'content-type': 'application/json',
-          'idempotency-key': randomUUID(),
-          'admission-token': read.place.admission!.token,
-        },
-        body: JSON.stringify({ sku, quantity: 1 }),
+      const reply = await httpRequest(app.api.url, 'POST', '/api/checkout', {
+        token: shopper.token,
+        headers: { 'idempotency-key': randomUUID(), 'admission-token': read.place.admission!.token },
+        json: { sku, quantity: 1 },
       });
       expect([201, 202], `${shopper.userId}'s checkout`).toContain(reply.status);
       return 'BOUGHT';
@@ -215,7 +202,8 @@ describe('the live sale dashboard in headless Chromium', () => {
   it(
     'creates a sale, buys once on a double click, bursts, pays and cancels, shows what the API says, and closes the sale',
     { timeout: 90_000 },
-    async () => {
+    async ({ app, page }) => {
+      const { config, stores, redis, api } = app;
       const started = Date.now();
       const sku = uniqueSku('DASH');
       await page.goto(`${api.url}/`);
@@ -232,7 +220,7 @@ describe('the live sale dashboard in headless Chromium', () => {
       await page.fill('#new-limit', '2');
       await page.click('#create-sale');
       await page.locator('#watching', { hasText: `watching ${sku}` }).waitFor();
-      expect(await getJson(`/api/sales/${sku}`)).toMatchObject({ sku, stock: 12, available: 12, perUserLimit: 2 });
+      expect(await getJson(app, `/api/sales/${sku}`)).toMatchObject({ sku, stock: 12, available: 12, perUserLimit: 2 });
       await page.locator('#stock-available', { hasText: '12' }).waitFor();
       // The new sale is in the picker (GET /api/admin/sales).
       expect(await page.locator(`#sale-picker option[value="${sku}"]`).count()).toBe(1);
@@ -241,17 +229,17 @@ describe('the live sale dashboard in headless Chromium', () => {
       // limit (2 per shopper) would allow a second one.
       const buyer = `dbl-${sku}`;
       await page.fill('#buyer', buyer);
-      const key = await text('#intent-key');
+      const key = await text(page, '#intent-key');
       await page.dblclick('#buy');
       await waitFor(async () => (await page.locator('#log').innerText()).split(`buy ${buyer} → `).length - 1 >= 2, {
         what: 'both clicks answered',
         timeoutMs: 15_000,
       });
       expect(await new RedisInventory(redis, config.temporal.taskQueue).userHolding(sku, buyer)).toBe(1);
-      const mine = (await ordersOnScreen()).filter((o) => o.user === buyer);
+      const mine = (await ordersOnScreen(page)).filter((o) => o.user === buyer);
       expect(mine).toHaveLength(1);
       // The answer ended the intent: the next purchase gets a new key.
-      expect(await text('#intent-key')).not.toBe(key);
+      expect(await text(page, '#intent-key')).not.toBe(key);
 
       // A burst of 15 shoppers on the 11 units left: 11 accepted, 4 sold out.
       await page.fill('#burst-n', '15');
@@ -268,14 +256,17 @@ describe('the live sale dashboard in headless Chromium', () => {
       expect({ accepted, soldOut: outcomes['409 SOLD_OUT'] }).toEqual({ accepted: 11, soldOut: 4 });
 
       // Every order of the page reaches AWAITING_PAYMENT (polled by the page) with a countdown.
-      await waitFor(async () => (await ordersOnScreen()).filter((o) => o.status === 'AWAITING_PAYMENT').length === 12, {
-        what: '12 orders awaiting payment on screen',
-        timeoutMs: 30_000,
-      });
-      for (const order of await ordersOnScreen()) expect(order.deadline).toMatch(/^(29|30):\d\d$/);
+      await waitFor(
+        async () => (await ordersOnScreen(page)).filter((o) => o.status === 'AWAITING_PAYMENT').length === 12,
+        {
+          what: '12 orders awaiting payment on screen',
+          timeoutMs: 30_000,
+        },
+      );
+      for (const order of await ordersOnScreen(page)) expect(order.deadline).toMatch(/^(29|30):\d\d$/);
       // The page long-polls open orders (a few at a time, GET ?waitForChange=) instead of re-reading them all.
       await waitFor(
-        async () => /^flash_order_status_waiters [1-9]/m.test(await (await fetch(`${api.url}/metrics`)).text()),
+        async () => /^flash_order_status_waiters [1-9]/m.test((await httpRequest(api.url, 'GET', '/metrics')).body),
         {
           what: 'the page to hold long-polls',
           timeoutMs: 10_000,
@@ -283,7 +274,7 @@ describe('the live sale dashboard in headless Chromium', () => {
       );
 
       // Pay one order and cancel another through the page.
-      const [toPay, toCancel] = (await ordersOnScreen()).filter((o) => o.user !== buyer);
+      const [toPay, toCancel] = (await ordersOnScreen(page)).filter((o) => o.user !== buyer);
       await page.click(`#orders tr[data-order-no="${toPay!.orderNo}"] button.pay`);
       await page.click(`#orders tr[data-order-no="${toCancel!.orderNo}"] button.cancel`);
       await page
@@ -297,30 +288,30 @@ describe('the live sale dashboard in headless Chromium', () => {
       const expected = { available: 1, reserved: 10, sold: 1 };
       const shown = await waitFor(
         async () => {
-          const sale = await getJson(`/api/sales/${sku}`);
-          const stats = await getJson(`/api/admin/sales/${sku}/stats`, ADMIN);
+          const sale = await getJson(app, `/api/sales/${sku}`);
+          const stats = await getJson(app, `/api/admin/sales/${sku}/stats`, ADMIN);
           const screen = {
-            stock: Number(await text('#stock-total')),
-            available: Number(await text('#stock-available')),
-            reserved: Number(await text('#stock-reserved')),
-            sold: Number(await text('#stock-sold')),
+            stock: Number(await text(page, '#stock-total')),
+            available: Number(await text(page, '#stock-available')),
+            reserved: Number(await text(page, '#stock-reserved')),
+            sold: Number(await text(page, '#stock-sold')),
             orders: Object.fromEntries(
-              await Promise.all(STORED_ORDER_STATUSES.map(async (s) => [s, Number(await text(`#count-${s}`))])),
+              await Promise.all(STORED_ORDER_STATUSES.map(async (s) => [s, Number(await text(page, `#count-${s}`))])),
             ),
             units: Object.fromEntries(
-              await Promise.all(STORED_ORDER_STATUSES.map(async (s) => [s, Number(await text(`#units-${s}`))])),
+              await Promise.all(STORED_ORDER_STATUSES.map(async (s) => [s, Number(await text(page, `#units-${s}`))])),
             ),
-            runningWorkflows: Number(await text('#running-workflows')),
+            runningWorkflows: Number(await text(page, '#running-workflows')),
             payments: {
-              applied: Number(await text('#payments-applied')),
-              refundsWaiting: Number(await text('#refunds-waiting')),
-              refunded: Number(await text('#refunds-done')),
-              refundFailed: Number(await text('#refunds-failed')),
+              applied: Number(await text(page, '#payments-applied')),
+              refundsWaiting: Number(await text(page, '#refunds-waiting')),
+              refunded: Number(await text(page, '#refunds-done')),
+              refundFailed: Number(await text(page, '#refunds-failed')),
             },
             drift: {
-              available: Number(await text('#drift-available')),
-              reserved: Number(await text('#drift-reserved')),
-              sold: Number(await text('#drift-sold')),
+              available: Number(await text(page, '#drift-available')),
+              reserved: Number(await text(page, '#drift-reserved')),
+              sold: Number(await text(page, '#drift-sold')),
             },
           };
           const fromApi = {
@@ -358,14 +349,14 @@ describe('the live sale dashboard in headless Chromium', () => {
         drift: { available: 0, reserved: 0, sold: 0 },
       });
       // The page's own counters: 12 new orders, 4 sold-out answers.
-      expect({ accepted: await text('#total-accepted'), soldOut: await text('#total-sold-out') }).toEqual({
+      expect({ accepted: await text(page, '#total-accepted'), soldOut: await text(page, '#total-sold-out') }).toEqual({
         accepted: '12',
         soldOut: '4',
       });
 
       // The page's orders are the sale's orders, each linked to its workflow in the Web UI.
-      const onScreen = await ordersOnScreen();
-      const listed = await getJson(`/api/admin/orders?sku=${sku}&limit=200`, ADMIN);
+      const onScreen = await ordersOnScreen(page);
+      const listed = await getJson(app, `/api/admin/orders?sku=${sku}&limit=200`, ADMIN);
       expect(new Set(onScreen.map((o) => o.orderNo))).toEqual(
         new Set(listed.items.map((o: { orderNo: string }) => o.orderNo)),
       );
@@ -376,7 +367,7 @@ describe('the live sale dashboard in headless Chromium', () => {
       page.once('dialog', (dialog) => void dialog.accept());
       await page.click('#close-sale');
       await page.locator('#sale-info', { hasText: 'closed at' }).waitFor({ timeout: 10_000 });
-      expect(Date.parse((await getJson(`/api/sales/${sku}`)).endsAt)).toBeLessThanOrEqual(Date.now());
+      expect(Date.parse((await getJson(app, `/api/sales/${sku}`)).endsAt)).toBeLessThanOrEqual(Date.now());
       await page.fill('#buyer', `late-${sku}`);
       await page.click('#buy');
       await page.locator('#log', { hasText: `buy late-${sku} → 409 SALE_NOT_ACTIVE` }).waitFor({ timeout: 10_000 });
@@ -393,13 +384,13 @@ describe('the live sale dashboard in headless Chromium', () => {
   it(
     'opens /?sku=<sale> and charts a burst of checkouts as it happens: stock, checkouts per second by outcome, orders by state, p99',
     { timeout: 120_000 },
-    async () => {
+    async ({ app, browser }) => {
+      const { stores, redis, api } = app;
       const sku = uniqueSku('HIST');
       const stock = 40;
-      const created = await fetch(`${api.url}/api/sales`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ sku, name: 'History sale', priceCents: 990, stock, perUserLimit: 1 }),
+      const created = await httpRequest(api.url, 'POST', '/api/sales', {
+        token: ADMIN,
+        json: { sku, name: 'History sale', priceCents: 990, stock, perUserLimit: 1 },
       });
       expect(created.status).toBe(201);
 
@@ -435,16 +426,12 @@ describe('the live sale dashboard in headless Chromium', () => {
         // several seconds, until the charts show what it did. The screenshot is taken during a wave.
         const answers = new Map<string, number>();
         const checkout = async (userId: string) => {
-          const reply = await fetch(`${api.url}/api/checkout`, {
-            method: 'POST',
-            headers: {
-              authorization: `Bearer ${await app.auth.issue(userId)}`,
-              'content-type': 'application/json',
-              'idempotency-key': randomUUID(),
-            },
-            body: JSON.stringify({ sku, quantity: 1 }),
+          const reply = await httpRequest(api.url, 'POST', '/api/checkout', {
+            token: await app.auth.issue(userId),
+            headers: { 'idempotency-key': randomUUID() },
+            json: { sku, quantity: 1 },
           });
-          const body = (await reply.json()) as { error?: { code: string } };
+          const body = reply.body as { error?: { code: string } };
           const outcome =
             reply.status === 201 || reply.status === 202 ? 'accepted' : `${reply.status} ${body.error?.code}`;
           answers.set(outcome, (answers.get(outcome) ?? 0) + 1);
@@ -520,7 +507,8 @@ describe('the live sale dashboard in headless Chromium', () => {
   it(
     "shows a sale's waiting line: its length, admissions set and measured, time to sold out and ETA error; pauses, resumes and sets its rate",
     { timeout: 90_000 },
-    async () => {
+    async ({ app, browser }) => {
+      const { stores, redis, api } = app;
       const view = await browser.newPage({ viewport: { width: 1400, height: 1300 } });
       const pageErrors: string[] = [];
       view.on('pageerror', (err) => pageErrors.push(err.message));
@@ -543,21 +531,21 @@ describe('the live sale dashboard in headless Chromium', () => {
         await view.locator('#watching', { hasText: `watching ${sku}` }).waitFor();
         const panel = view.locator('#line-panel');
         await view.locator('#line-panel[data-state="OPEN"]').waitFor({ timeout: 10_000 });
-        expect(await text2(view, '#line-rate')).toBe('1');
+        expect(await text(view, '#line-rate')).toBe('1');
 
         // The operator's buttons, each through POST /api/admin/sales/:sku/line: pause, a rate of 4 a second, resume.
         await view.click('#line-pause');
         await view.locator('#line-panel[data-state="PAUSED"]').waitFor({ timeout: 10_000 });
-        expect((await getJson(`/api/sales/${sku}/line`)).paused).toBe(true);
-        expect(await text2(view, '#line-paused')).toContain('paused');
+        expect((await getJson(app, `/api/sales/${sku}/line`)).paused).toBe(true);
+        expect(await text(view, '#line-paused')).toContain('paused');
         expect(await view.locator('#line-pause').isDisabled()).toBe(true);
         await view.fill('#line-rate-input', '4');
         await view.click('#line-set-rate');
         await view.locator('#line-rate', { hasText: /^4$/ }).waitFor({ timeout: 10_000 });
-        expect((await getJson(`/api/sales/${sku}/line`)).admissionsPerSecond).toBe(4);
+        expect((await getJson(app, `/api/sales/${sku}/line`)).admissionsPerSecond).toBe(4);
         await view.click('#line-resume');
         await view.locator('#line-panel[data-state="OPEN"]').waitFor({ timeout: 10_000 });
-        expect((await getJson(`/api/sales/${sku}/line`)).paused).toBe(false);
+        expect((await getJson(app, `/api/sales/${sku}/line`)).paused).toBe(false);
 
         // 30 shoppers join; each reads their place when Retry-After says, and checks out with the admission once
         // admitted. The units run out after 20.
@@ -567,16 +555,16 @@ describe('the live sale dashboard in headless Chromium', () => {
             return { userId, token: await app.auth.issue(userId) };
           }),
         );
-        for (const { token } of shoppers) expect((await line('POST', sku, token)).status).toBe(200);
+        for (const { token } of shoppers) expect((await line(app, 'POST', sku, token)).status).toBe(200);
         const measured: number[] = [];
         let longest = 0;
         const outcomes = await Promise.all([
-          ...shoppers.map((shopper) => waitInLine(sku, shopper)),
+          ...shoppers.map((shopper) => waitInLine(app, sku, shopper)),
           waitFor(
             async () => {
-              const rate = Number(await text2(view, '#line-rate-measured'));
+              const rate = Number(await text(view, '#line-rate-measured'));
               if (Number.isFinite(rate)) measured.push(rate);
-              longest = Math.max(longest, Number(await text2(view, '#line-length')));
+              longest = Math.max(longest, Number(await text(view, '#line-length')));
               return (await panel.getAttribute('data-state')) === 'SOLD_OUT';
             },
             { what: 'the panel to show the line sold out', timeoutMs: 45_000, intervalMs: 200 },
@@ -593,17 +581,17 @@ describe('the live sale dashboard in headless Chromium', () => {
         // Once quiet, the panel's figures are the line's as the API answers them.
         const shown = await waitFor(
           async () => {
-            const lineNow = await getJson(`/api/sales/${sku}/line`);
-            const sale = await getJson(`/api/sales/${sku}`);
+            const lineNow = await getJson(app, `/api/sales/${sku}/line`);
+            const sale = await getJson(app, `/api/sales/${sku}`);
             const screen = {
-              state: await text2(view, '#line-state'),
-              length: Number(await text2(view, '#line-length')),
-              served: Number(await text2(view, '#line-served')),
-              rate: Number(await text2(view, '#line-rate')),
-              admitted: Number(await text2(view, '#line-admitted')),
-              consumed: Number(await text2(view, '#line-consumed')),
-              givenBack: Number(await text2(view, '#line-given-back')),
-              soldOutAfter: await text2(view, '#line-sold-out-after'),
+              state: await text(view, '#line-state'),
+              length: Number(await text(view, '#line-length')),
+              served: Number(await text(view, '#line-served')),
+              rate: Number(await text(view, '#line-rate')),
+              admitted: Number(await text(view, '#line-admitted')),
+              consumed: Number(await text(view, '#line-consumed')),
+              givenBack: Number(await text(view, '#line-given-back')),
+              soldOutAfter: await text(view, '#line-sold-out-after'),
             };
             const fromApi = {
               state: lineNow.state,
@@ -621,11 +609,11 @@ describe('the live sale dashboard in headless Chromium', () => {
           { what: "the panel to show the API's figures of the sold-out line", timeoutMs: 15_000, intervalMs: 250 },
         );
         expect(shown).toMatchObject({ state: 'SOLD_OUT', length: 30, rate: 4, consumed: stock, givenBack: 0 });
-        expect(await text2(view, '#line-sold-out-from')).toContain('no startsAt');
+        expect(await text(view, '#line-sold-out-from')).toContain('no startsAt');
 
         // The ETA's error: every admitted shopper had been told a wait, so the API's histogram holds 20 or more
         // places, and the panel's p50 and p90 are its quantiles.
-        const metrics = await (await fetch(`${api.url}/metrics`)).text();
+        const metrics = (await httpRequest(api.url, 'GET', '/metrics')).body;
         const count = Number(
           new RegExp(`^flash_line_eta_error_seconds_count\\{sku="${sku}"\\} (\\S+)$`, 'm').exec(metrics)?.[1],
         );
@@ -638,8 +626,8 @@ describe('the live sale dashboard in headless Chromium', () => {
             timeoutMs: 10_000,
           },
         );
-        expect(await text2(view, '#line-eta-p50')).toBe(`${quantile(0.5, buckets)!.toFixed(1)} s`);
-        expect(await text2(view, '#line-eta-p90')).toBe(`${quantile(0.9, buckets)!.toFixed(1)} s`);
+        expect(await text(view, '#line-eta-p50')).toBe(`${quantile(0.5, buckets)!.toFixed(1)} s`);
+        expect(await text(view, '#line-eta-p90')).toBe(`${quantile(0.9, buckets)!.toFixed(1)} s`);
         const screenshot = join(shots, 'dashboard-line.png');
         await view.screenshot({ path: screenshot, fullPage: true });
         console.log(`[dashboard] line panel screenshot: ${screenshot}`);
@@ -661,7 +649,8 @@ describe('the live sale dashboard in headless Chromium', () => {
   it(
     "shows the workers' cache as the API relays it and the payment Signal's p50 and p99; a worker that stops drops off",
     { timeout: 120_000 },
-    async () => {
+    async ({ app, browser }) => {
+      const { config, stores, redis, api } = app;
       // Orders awaiting payment, paid one at a time below: each payment Signal is a workflow task of a workflow the
       // worker holds (a cache hit) and a Signal sent on /metrics.
       const orderCount = 40;
@@ -674,12 +663,12 @@ describe('the live sale dashboard in headless Chromium', () => {
         const key = randomUUID();
         const orderNo = await waitFor(
           async () => {
-            const reply = await fetch(`${api.url}/api/checkout`, {
-              method: 'POST',
-              headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'idempotency-key': key },
-              body: JSON.stringify({ sku, quantity: 1 }),
+            const reply = await httpRequest(api.url, 'POST', '/api/checkout', {
+              token,
+              headers: { 'idempotency-key': key },
+              json: { sku, quantity: 1 },
             });
-            const body = (await reply.json()) as { orderNo: string };
+            const body = reply.body as { orderNo: string };
             if (reply.status === 503) return false;
             expect(reply.status, JSON.stringify(body)).toBe(202);
             return body.orderNo;
@@ -690,22 +679,21 @@ describe('the live sale dashboard in headless Chromium', () => {
       }
       await waitFor(
         async () =>
-          (await getJson(`/api/admin/sales/${sku}/stats`, ADMIN)).mysql.orders.AWAITING_PAYMENT === orderCount,
+          (await getJson(app, `/api/admin/sales/${sku}/stats`, ADMIN)).mysql.orders.AWAITING_PAYMENT === orderCount,
         { what: `${orderCount} orders awaiting payment`, timeoutMs: 60_000, intervalMs: 250 },
       );
       let paid = 0;
       const payNext = async () => {
         const order = orders[paid++];
         if (!order) return;
-        const reply = await fetch(`${api.url}/api/dev/simulate-payment`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${order.token}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ orderNo: order.orderNo }),
+        const reply = await httpRequest(api.url, 'POST', '/api/dev/simulate-payment', {
+          token: order.token,
+          json: { orderNo: order.orderNo },
         });
         expect(reply.status, order.orderNo).toBe(200);
-        expect(((await reply.json()) as { outcome: string }).outcome).toBe('APPLIED');
+        expect((reply.body as { outcome: string }).outcome).toBe('APPLIED');
       };
-      const metricsNow = async () => (await fetch(`${api.url}/metrics`)).text();
+      const metricsNow = async () => String((await httpRequest(api.url, 'GET', '/metrics')).body);
       // The page counts the payment Signals from its first scrape on: those before it are these.
       const before = parsePaymentSignals(await metricsNow(), 0);
 
@@ -715,7 +703,7 @@ describe('the live sale dashboard in headless Chromium', () => {
       try {
         await view.goto(`${api.url}/`);
         await view.locator('body[data-ready="true"]').waitFor({ timeout: 10_000 });
-        expect(await text2(view, '#worker-note')).toContain('need the admin token');
+        expect(await text(view, '#worker-note')).toContain('need the admin token');
         await view.fill('#admin-token', ADMIN);
         await view.dispatchEvent('#admin-token', 'change');
         // This file's worker, by host and pid, as it publishes itself every 5 s.
@@ -730,14 +718,14 @@ describe('the live sale dashboard in headless Chromium', () => {
         const shown = await waitFor(
           async () => {
             await payNext();
-            const { workers } = (await getJson('/api/admin/workers', ADMIN)) as { workers: WorkerCacheFigures[] };
+            const { workers } = (await getJson(app, '/api/admin/workers', ADMIN)) as { workers: WorkerCacheFigures[] };
             const totals = workerCacheTotals(workers);
             const screen = {
-              workers: await text2(view, '#worker-count'),
-              cached: await text2(view, '#worker-cached'),
-              maxCached: await text2(view, '#worker-max-cached'),
-              hitRate: await text2(view, '#worker-hit-rate'),
-              evictions: await text2(view, '#worker-evictions'),
+              workers: await text(view, '#worker-count'),
+              cached: await text(view, '#worker-cached'),
+              maxCached: await text(view, '#worker-max-cached'),
+              hitRate: await text(view, '#worker-hit-rate'),
+              evictions: await text(view, '#worker-evictions'),
             };
             const fromApi = {
               workers: String(totals.workers),
@@ -774,8 +762,8 @@ describe('the live sale dashboard in headless Chromium', () => {
             };
             const screen = {
               signalled: (await view.locator('#payment-signal-counts').getAttribute('data-signalled')) ?? '',
-              p50: await text2(view, '#payment-signal-p50'),
-              p99: await text2(view, '#payment-signal-p99'),
+              p50: await text(view, '#payment-signal-p50'),
+              p99: await text(view, '#payment-signal-p99'),
             };
             return Number(expected.signalled) >= paid && JSON.stringify(screen) === JSON.stringify(expected) && screen;
           },
@@ -783,7 +771,7 @@ describe('the live sale dashboard in headless Chromium', () => {
         );
         expect(latency.p50).toMatch(/^\d+\.\d ms$/);
         expect(Number.parseFloat(latency.p50)).toBeLessThanOrEqual(Number.parseFloat(latency.p99));
-        expect(await text2(view, '#payment-signal-counts')).toMatch(/^\(\d+ signalled, \d+ timed out/);
+        expect(await text(view, '#payment-signal-counts')).toMatch(/^\(\d+ signalled, \d+ timed out/);
 
         // Another worker on the board, publishing as a worker does: listed beside this one and summed; once it stops
         // publishing it is absent by its entry's lifetime, and the panel goes on with the one left.
@@ -802,7 +790,7 @@ describe('the live sale dashboard in headless Chromium', () => {
         await row.waitFor({ state: 'detached', timeout: 20_000 });
         await view.locator('#worker-count', { hasText: /^1$/ }).waitFor({ timeout: 10_000 });
         expect(await view.locator(`#worker-rows tr[data-worker="${me}"]`).count()).toBe(1);
-        expect(await text2(view, '#worker-note')).toMatch(/^hit rate and evictions over/);
+        expect(await text(view, '#worker-note')).toMatch(/^hit rate and evictions over/);
 
         const screenshot = join(shots, 'dashboard-worker.png');
         await view.screenshot({ path: screenshot, fullPage: true });
@@ -814,7 +802,12 @@ describe('the live sale dashboard in headless Chromium', () => {
     },
   );
 
-  it("shows the order events' deliveries as the admin route answers them: sent, failing, given up, the oldest owed, disabled endpoints", async () => {
+  it("shows the order events' deliveries as the admin route answers them: sent, failing, given up, the oldest owed, disabled endpoints", async ({
+    app,
+    browser,
+    endpoints,
+  }) => {
+    const { stores, redis, api } = app;
     // An endpoint disabled at once (no delivery workflow runs for it), owed three events: one tried and failing, one
     // given up, one delivered; as the delivery's activity records them.
     const endpointId = `ep_dashboard_${randomUUID().slice(0, 8)}`;
@@ -871,7 +864,7 @@ describe('the live sale dashboard in headless Chromium', () => {
     try {
       await view.goto(`${api.url}/`);
       await view.locator('body[data-ready="true"]').waitFor({ timeout: 10_000 });
-      expect(await text2(view, '#deliveries-note')).toContain('need the admin token');
+      expect(await text(view, '#deliveries-note')).toContain('need the admin token');
       await view.fill('#admin-token', ADMIN);
       await view.dispatchEvent('#admin-token', 'change');
       const row = view.locator(`#endpoint-rows tr[data-endpoint="${endpointId}"]`);
@@ -882,7 +875,7 @@ describe('the live sale dashboard in headless Chromium', () => {
       let seen: unknown;
       await waitFor(
         async () => {
-          const { items } = (await getJson('/api/admin/webhook-endpoints', ADMIN)) as { items: EndpointReport[] };
+          const { items } = (await getJson(app, '/api/admin/webhook-endpoints', ADMIN)) as { items: EndpointReport[] };
           const totals = deliveryTotals(items, Date.now());
           const fromApi = {
             sent: String(totals.sent),
@@ -893,12 +886,12 @@ describe('the live sale dashboard in headless Chromium', () => {
             endpoints: String(totals.endpoints),
           };
           const screen = {
-            sent: await text2(view, '#deliveries-sent'),
-            failing: await text2(view, '#deliveries-failing'),
-            pending: await text2(view, '#deliveries-pending'),
-            gaveUp: await text2(view, '#deliveries-given-up'),
-            disabled: await text2(view, '#endpoints-disabled'),
-            endpoints: await text2(view, '#endpoints-count'),
+            sent: await text(view, '#deliveries-sent'),
+            failing: await text(view, '#deliveries-failing'),
+            pending: await text(view, '#deliveries-pending'),
+            gaveUp: await text(view, '#deliveries-given-up'),
+            disabled: await text(view, '#endpoints-disabled'),
+            endpoints: await text(view, '#endpoints-count'),
           };
           seen = { screen, fromApi };
           return JSON.stringify(screen) === JSON.stringify(fromApi);
@@ -908,13 +901,13 @@ describe('the live sale dashboard in headless Chromium', () => {
         throw new Error(`${String(err)}; last seen: ${JSON.stringify(seen)}`);
       });
       // At least this endpoint's: the oldest owed is no younger than its 90 s.
-      expect(Number(await text2(view, '#endpoints-disabled'))).toBeGreaterThanOrEqual(1);
-      expect(Number(await text2(view, '#deliveries-given-up'))).toBeGreaterThanOrEqual(1);
-      const oldestShown = await text2(view, '#deliveries-oldest');
+      expect(Number(await text(view, '#endpoints-disabled'))).toBeGreaterThanOrEqual(1);
+      expect(Number(await text(view, '#deliveries-given-up'))).toBeGreaterThanOrEqual(1);
+      const oldestShown = await text(view, '#deliveries-oldest');
       expect(oldestShown).not.toBe(formatAge(null));
       expect(oldestShown).toMatch(/^(\d+ (s|min)|\d+\.\d h)$/);
       if (oldestShown.endsWith(' s')) expect(Number.parseInt(oldestShown, 10)).toBeGreaterThanOrEqual(90);
-      expect(await text2(view, '#deliveries-note')).toMatch(/^deliveries kept for EVENTS_RETENTION/);
+      expect(await text(view, '#deliveries-note')).toMatch(/^deliveries kept for EVENTS_RETENTION/);
 
       const screenshot = join(shots, 'dashboard-deliveries.png');
       await view.screenshot({ path: screenshot, fullPage: true });
@@ -925,7 +918,8 @@ describe('the live sale dashboard in headless Chromium', () => {
     }
   });
 
-  it('names an unknown /?sku= as such, then opens the sale typed in', async () => {
+  it('names an unknown /?sku= as such, then opens the sale typed in', async ({ app, browser }) => {
+    const { stores, redis, api } = app;
     const view = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     try {
       const unknown = uniqueSku('NOPE');

@@ -10,19 +10,18 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import type { Pool, RowDataPacket } from 'mysql2/promise';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RowDataPacket } from 'mysql2/promise';
+import { describe, expect } from 'vitest';
 import { createReconcileActivities } from '../src/activities/reconcile.js';
-import { type Stores } from '../src/db/stores.js';
 import { WebhookStore, type AttemptRecord, type OrderEventFigures } from '../src/db/webhooks.js';
-import { type RedisClient } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/redis/redis-inventory.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { DELIVERY_METRICS, deliveryMetrics } from '../src/workers/worker.js';
 import { freePort } from '../stack/process.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
-import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
+import type { StoreClients } from './helpers/stack-clients.js';
+import { storeClientsTest } from './helpers/stack-test.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { closeRow, ordersWithoutBreakers } from './helpers/orders.js';
 import { parseExposition, total, type Sample } from './helpers/prometheus.js';
@@ -39,38 +38,46 @@ class RecordingWebhookStore extends WebhookStore {
 }
 
 const config = testConfig({ LOG_LEVEL: 'silent' });
-let clients: StoreClients | undefined;
-let pool: Pool;
-let stores: Stores;
-let webhooks: RecordingWebhookStore;
-let redis: RedisClient;
-let connection: Connection;
-let metricsUrl: string;
-const endpoints: string[] = [];
 
-beforeAll(async () => {
-  // The Core runtime's Prometheus exporter, as the worker process installs it (WORKER_METRICS_PORT).
-  const port = await freePort();
-  Runtime.install({
-    logger: new DefaultLogger('WARN'),
-    telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${port}` } } },
-  });
-  metricsUrl = `http://127.0.0.1:${port}/metrics`;
-  clients = openStoreClients(config);
-  ({ pool, stores, redis } = clients);
-  webhooks = new RecordingWebhookStore(pool);
-  // Never called here (no workflow is started): a lazy connection that never connects.
-  connection = Connection.lazy({ address: config.temporal.address });
-});
+/** The clients, the worker's exporter, and what the reconciler reads and calls through. */
+interface Bench extends Omit<StoreClients, 'close'> {
+  metricsUrl: string;
+  webhooks: RecordingWebhookStore;
+  connection: Connection;
+  /** The endpoints this file made. */
+  endpoints: string[];
+}
 
-afterAll(async () => {
-  // Disabled already; again, so that no file's reconciler ever starts their deliveries.
-  for (const endpointId of endpoints) await stores?.webhooks.updateEndpoint(endpointId, { enabled: false });
-  await Promise.allSettled([connection?.close(), clients?.close()]);
-});
+const it = storeClientsTest(config).extend(
+  'bench',
+  { scope: 'file' },
+  async ({ clients }, { onCleanup }): Promise<Bench> => {
+    // The Core runtime's Prometheus exporter, as the worker process installs it (WORKER_METRICS_PORT).
+    const port = await freePort();
+    Runtime.install({
+      logger: new DefaultLogger('WARN'),
+      telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${port}` } } },
+    });
+    // Never called here (no workflow is started): a lazy connection that never connects.
+    const connection = Connection.lazy({ address: config.temporal.address });
+    const endpoints: string[] = [];
+    onCleanup(async () => {
+      // Disabled already; again, so that no file's reconciler ever starts their deliveries.
+      for (const endpointId of endpoints) await clients.stores.webhooks.updateEndpoint(endpointId, { enabled: false });
+      await connection.close().catch(() => undefined);
+    });
+    return {
+      ...clients,
+      metricsUrl: `http://127.0.0.1:${port}/metrics`,
+      webhooks: new RecordingWebhookStore(clients.pool),
+      connection,
+      endpoints,
+    };
+  },
+);
 
 /** The reconciler's page that keeps the deliveries, its gauges on the Runtime's meter, no retention, no Temporal. */
-function reconciler() {
+function reconciler({ redis, stores, webhooks, connection }: Bench) {
   return createReconcileActivities({
     changes: new OrderChangeNotifier(redis),
     stores: { ...stores, webhooks },
@@ -86,7 +93,7 @@ let gauges: ReturnType<typeof deliveryMetrics> | undefined;
 const gaugesOfProcess = () => (gauges ??= deliveryMetrics(Runtime.instance().metricMeter));
 
 /** An endpoint as the admin API makes it, disabled at once (as by an operator). */
-async function disabledEndpoint(): Promise<string> {
+async function disabledEndpoint({ stores, endpoints }: Bench): Promise<string> {
   const endpointId = `ep_metrics_${randomUUID().slice(0, 8)}`;
   await stores.webhooks.createEndpoint({
     endpointId,
@@ -101,7 +108,7 @@ async function disabledEndpoint(): Promise<string> {
 }
 
 /** `count` orders cancelled unpaid: an order.cancelled event each; their event ids. */
-async function cancelledOrders(count: number): Promise<string[]> {
+async function cancelledOrders({ stores, redis }: Bench, count: number): Promise<string[]> {
   const sale = await putOnSale(stores, redis, { stock: count });
   const eventIds: string[] = [];
   for (let i = 0; i < count; i++) {
@@ -125,7 +132,7 @@ async function cancelledOrders(count: number): Promise<string[]> {
 }
 
 /** The event queued to the endpoint (as a resend queues it, enabled or not); its seq. */
-async function owe(endpointId: string, eventId: string): Promise<number> {
+async function owe({ stores }: Bench, endpointId: string, eventId: string): Promise<number> {
   expect(await stores.webhooks.resend(endpointId, eventId, 3_600_000)).toBe(true);
   const delivery = await stores.webhooks.deliveryOf(endpointId, eventId);
   return delivery!.seq;
@@ -140,7 +147,11 @@ const attempt = (next: AttemptRecord['next']): AttemptRecord => ({
 });
 
 /** The worker exporter's samples once `ready` holds of them (the Core runtime exports what was set at its scrape). */
-async function scrapeUntil(what: string, ready: (samples: Sample[]) => boolean): Promise<Sample[]> {
+async function scrapeUntil(
+  { metricsUrl }: Bench,
+  what: string,
+  ready: (samples: Sample[]) => boolean,
+): Promise<Sample[]> {
   let seen: Sample[] = [];
   return waitFor(
     async () => {
@@ -155,12 +166,15 @@ async function scrapeUntil(what: string, ready: (samples: Sample[]) => boolean):
 }
 
 describe("the worker's order-event gauges, read once per reconcile run", () => {
-  it("report each endpoint's PENDING deliveries and the oldest one's age, its GAVE_UP count, the disabled endpoints and the events written", async () => {
-    const endpointId = await disabledEndpoint();
-    const [pendingEvent, gaveUpEvent, deliveredEvent] = await cancelledOrders(3);
-    const pendingSeq = await owe(endpointId, pendingEvent!);
-    const gaveUpSeq = await owe(endpointId, gaveUpEvent!);
-    const deliveredSeq = await owe(endpointId, deliveredEvent!);
+  it("report each endpoint's PENDING deliveries and the oldest one's age, its GAVE_UP count, the disabled endpoints and the events written", async ({
+    bench,
+  }) => {
+    const { stores, pool, webhooks } = bench;
+    const endpointId = await disabledEndpoint(bench);
+    const [pendingEvent, gaveUpEvent, deliveredEvent] = await cancelledOrders(bench, 3);
+    const pendingSeq = await owe(bench, endpointId, pendingEvent!);
+    const gaveUpSeq = await owe(bench, endpointId, gaveUpEvent!);
+    const deliveredSeq = await owe(bench, endpointId, deliveredEvent!);
     // One tried and failed (still owed), one given up after its failures, one delivered.
     await stores.webhooks.recordAttempt(endpointId, pendingSeq, attempt({ status: 'PENDING', inMs: 60_000 }));
     await stores.webhooks.recordAttempt(endpointId, gaveUpSeq, attempt({ status: 'GAVE_UP' }));
@@ -177,7 +191,7 @@ describe("the worker's order-event gauges, read once per reconcile run", () => {
     const queued = (await stores.webhooks.deliveryOf(endpointId, pendingEvent!))!.queuedAt;
     expect(figures?.oldestPendingQueuedAt).toEqual(queued);
 
-    const kept = await reconciler().keepOrderEventDeliveries({ prunePage: 1_000 });
+    const kept = await reconciler(bench).keepOrderEventDeliveries({ prunePage: 1_000 });
     expect(kept).toEqual({ endpoints: 0, pruned: 0 });
     const read = webhooks.last!;
     const mine = read.endpoints.find((endpoint) => endpoint.endpointId === endpointId);
@@ -188,7 +202,7 @@ describe("the worker's order-event gauges, read once per reconcile run", () => {
     expect(read.newestPosition).toBeGreaterThanOrEqual(Number(delivered?.position));
 
     const labels = { endpoint: endpointId };
-    const samples = await scrapeUntil('the gauges of the run', (seen) =>
+    const samples = await scrapeUntil(bench, 'the gauges of the run', (seen) =>
       seen.some((sample) => sample.name === DELIVERY_METRICS.oldestPendingAge && sample.labels.endpoint === endpointId),
     );
     expect(total(samples, DELIVERY_METRICS.deliveries, { ...labels, status: 'PENDING' })).toBe(1);
@@ -206,11 +220,11 @@ describe("the worker's order-event gauges, read once per reconcile run", () => {
     // Delivered at last: the next run reads nothing owed, and the gauges say so rather than keep their last value. The
     // counter of events written moves on by what the feed's position moved.
     await stores.webhooks.recordAttempt(endpointId, pendingSeq, attempt({ status: 'DELIVERED' }));
-    await cancelledOrders(1);
-    await reconciler().keepOrderEventDeliveries({ prunePage: 1_000 });
+    await cancelledOrders(bench, 1);
+    await reconciler(bench).keepOrderEventDeliveries({ prunePage: 1_000 });
     const next = webhooks.last!;
     expect(next.newestPosition).toBeGreaterThan(read.newestPosition);
-    const after = await scrapeUntil('the gauges of the next run', (seen) =>
+    const after = await scrapeUntil(bench, 'the gauges of the next run', (seen) =>
       seen.some(
         (sample) =>
           sample.name === DELIVERY_METRICS.deliveries &&
@@ -224,7 +238,10 @@ describe("the worker's order-event gauges, read once per reconcile run", () => {
     expect(total(after, DELIVERY_METRICS.written)).toBe(next.newestPosition);
   });
 
-  it('reads no gauge on a page that pruned a full page: the run has more to prune, its last page reads them', async () => {
+  it('reads no gauge on a page that pruned a full page: the run has more to prune, its last page reads them', async ({
+    bench,
+  }) => {
+    const { stores, pool, redis, connection } = bench;
     let reads = 0;
     const counting = new (class extends WebhookStore {
       override async orderEventFigures(): Promise<OrderEventFigures> {

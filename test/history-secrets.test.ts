@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { temporal as proto } from '@temporalio/proto';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { payloadCodecOf } from '../src/infra/data-converter.js';
 import { decodeHistoryPayloads, eachPayload } from '../toolkit/history-payloads.js';
@@ -20,7 +20,8 @@ import { waitFor } from '../stack/wait-for.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { httpRequest } from './helpers/http.js';
 import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
-import { startStripeApi, type StripeApi } from './helpers/stripe-api.js';
+import { stripeTest } from './helpers/stack-test.js';
+import type { StripeApi } from './helpers/stripe-api.js';
 import { checkoutWithIntent } from './helpers/stripe-orders.js';
 
 const STRIPE_WEBHOOK_SECRET = 'whsec_historysecrets';
@@ -29,56 +30,69 @@ const genericQueue = `secrets-generic-${randomUUID()}`;
 const plainQueue = `secrets-plain-${randomUUID()}`;
 const requireQueue = `secrets-require-${randomUUID()}`;
 
-let stripeApi: StripeApi;
-/** Encrypting (the default): a Stripe API and a generic one, each on its own queue. */
-let encrypting: PerQueueTestbed;
-/** Writing plain payloads, as the release before encryption does. */
-let plain: PerQueueTestbed;
-/** Refusing plain payloads, the last step of turning encryption on. */
-let requiring: PerQueueTestbed;
-const apis: Record<string, string> = {};
-
-beforeAll(async () => {
-  stripeApi = await startStripeApi();
-  const stripeEnv = {
-    PAYMENT_PROVIDER: 'stripe',
-    STRIPE_SECRET_KEY: 'sk_test_historysecrets',
-    STRIPE_WEBHOOK_SECRET,
-    STRIPE_API_URL: stripeApi.url,
-    STRIPE_DEPLOYMENT_TAG: 'history-secrets',
-    LOG_LEVEL: 'silent',
-    RATE_LIMIT_CHECKOUT: 'off',
-    RATE_LIMIT_WEBHOOK: 'off',
-  };
-  encrypting = await openPerQueueTestbed(stripeEnv);
-  // Its own deployment: the codec's mode is part of the build id, and a worker promotes its version on start.
-  plain = await openPerQueueTestbed({
-    ...stripeEnv,
-    PAYLOAD_CODEC_MODE: 'decrypt-only',
-    WORKER_DEPLOYMENT_NAME: `history-secrets-plain-${randomUUID().slice(0, 8)}`,
-  });
-  requiring = await openPerQueueTestbed({
-    ...stripeEnv,
-    PAYLOAD_CODEC_MODE: 'require',
-    WORKER_DEPLOYMENT_NAME: `history-secrets-require-${randomUUID().slice(0, 8)}`,
-  });
-  await encrypting.startWorker(stripeQueue, { refunds: { scope: () => false } });
-  await requiring.startWorker(requireQueue, { refunds: { scope: () => false } });
-  await encrypting.startWorker(genericQueue, { refunds: { scope: () => false } });
-  await plain.startWorker(plainQueue, { refunds: { scope: () => false } });
-  apis.stripe = await encrypting.serve(stripeQueue);
-  apis.generic = await encrypting.serve(genericQueue, {}, { env: { PAYMENT_PROVIDER: 'generic' } });
-  apis.plain = await plain.serve(plainQueue, {}, { env: { PAYMENT_PROVIDER: 'generic' } });
-  apis.requiring = await requiring.serve(requireQueue, {}, { env: { PAYMENT_PROVIDER: 'generic' } });
-  stripeApi.setWebhook(`${apis.stripe}/api/payments/stripe`, STRIPE_WEBHOOK_SECRET);
-}, 120_000);
-
-afterAll(async () => {
-  await encrypting?.close();
-  await plain?.close();
-  await requiring?.close();
-  await stripeApi?.stop();
+/** This file's Stripe deployment at the double: each testbed below starts from it. */
+const stripeEnv = (stripeApi: StripeApi) => ({
+  PAYMENT_PROVIDER: 'stripe',
+  STRIPE_SECRET_KEY: 'sk_test_historysecrets',
+  STRIPE_WEBHOOK_SECRET,
+  STRIPE_API_URL: stripeApi.url,
+  STRIPE_DEPLOYMENT_TAG: 'history-secrets',
+  LOG_LEVEL: 'silent',
+  RATE_LIMIT_CHECKOUT: 'off',
+  RATE_LIMIT_WEBHOOK: 'off',
 });
+
+/** The APIs on the testbeds' queues, each with its worker. */
+interface Apis {
+  stripe: string;
+  generic: string;
+  plain: string;
+  requiring: string;
+}
+
+const it = stripeTest()
+  /** Encrypting (the default): a Stripe API and a generic one, each on its own queue. */
+  .extend('encrypting', { scope: 'file' }, async ({ stripeApi }, { onCleanup }) => {
+    const bed = await openPerQueueTestbed(stripeEnv(stripeApi));
+    onCleanup(() => bed.close());
+    return bed;
+  })
+  /** Writing plain payloads, as the release before encryption does. */
+  .extend('plain', { scope: 'file' }, async ({ stripeApi }, { onCleanup }) => {
+    // Its own deployment: the codec's mode is part of the build id, and a worker promotes its version on start.
+    const bed = await openPerQueueTestbed({
+      ...stripeEnv(stripeApi),
+      PAYLOAD_CODEC_MODE: 'decrypt-only',
+      WORKER_DEPLOYMENT_NAME: `history-secrets-plain-${randomUUID().slice(0, 8)}`,
+    });
+    onCleanup(() => bed.close());
+    return bed;
+  })
+  /** Refusing plain payloads, the last step of turning encryption on. */
+  .extend('requiring', { scope: 'file' }, async ({ stripeApi }, { onCleanup }) => {
+    const bed = await openPerQueueTestbed({
+      ...stripeEnv(stripeApi),
+      PAYLOAD_CODEC_MODE: 'require',
+      WORKER_DEPLOYMENT_NAME: `history-secrets-require-${randomUUID().slice(0, 8)}`,
+    });
+    onCleanup(() => bed.close());
+    return bed;
+  })
+  /** Each testbed's workers and APIs, and Stripe's webhook at the encrypting Stripe API. */
+  .extend('apis', { scope: 'file' }, async ({ stripeApi, encrypting, plain, requiring }): Promise<Apis> => {
+    await encrypting.startWorker(stripeQueue, { refunds: { scope: () => false } });
+    await requiring.startWorker(requireQueue, { refunds: { scope: () => false } });
+    await encrypting.startWorker(genericQueue, { refunds: { scope: () => false } });
+    await plain.startWorker(plainQueue, { refunds: { scope: () => false } });
+    const apis: Apis = {
+      stripe: await encrypting.serve(stripeQueue),
+      generic: await encrypting.serve(genericQueue, {}, { env: { PAYMENT_PROVIDER: 'generic' } }),
+      plain: await plain.serve(plainQueue, {}, { env: { PAYMENT_PROVIDER: 'generic' } }),
+      requiring: await requiring.serve(requireQueue, {}, { env: { PAYMENT_PROVIDER: 'generic' } }),
+    };
+    stripeApi.setWebhook(`${apis.stripe}/api/payments/stripe`, STRIPE_WEBHOOK_SECRET);
+    return apis;
+  });
 
 interface Secrets {
   orderNo: string;
@@ -187,9 +201,13 @@ const untilClosed = (bed: PerQueueTestbed, orderNo: string) =>
   );
 
 describe('an attacker reading the history', () => {
-  it('finds no client secret, shopper id or JWT in a Stripe order and a generic one; it finds them without the codec', async () => {
+  it('finds no client secret, shopper id or JWT in a Stripe order and a generic one; it finds them without the codec', async ({
+    encrypting,
+    plain,
+    apis,
+  }) => {
     const stripeOrder = await checkoutWithIntent({
-      api: apis.stripe!,
+      api: apis.stripe,
       auth: new ShopperAuth(encrypting.config),
       stores: encrypting.stores,
       redis: encrypting.redis,
@@ -203,13 +221,13 @@ describe('an attacker reading the history', () => {
       clientSecret: stripeOrder.intent.clientSecret,
     };
     // The shopper cancels: the intent's close and the release are in the history too.
-    const cancelled = await httpRequest(apis.stripe!, 'POST', `/api/orders/${stripeOrder.orderNo}/cancel`, {
+    const cancelled = await httpRequest(apis.stripe, 'POST', `/api/orders/${stripeOrder.orderNo}/cancel`, {
       token: stripeOrder.token,
     });
     expect(cancelled.status).toBe(202);
     await untilClosed(encrypting, stripeOrder.orderNo);
-    const genericSecrets = await paidGenericOrder(encrypting, apis.generic!);
-    const plainSecrets = await paidGenericOrder(plain, apis.plain!);
+    const genericSecrets = await paidGenericOrder(encrypting, apis.generic);
+    const plainSecrets = await paidGenericOrder(plain, apis.plain);
 
     const read = async (bed: PerQueueTestbed, secrets: Secrets) => {
       const records = await rawRecords(bed, secrets.orderNo);
@@ -256,9 +274,9 @@ describe('an attacker reading the history', () => {
     expect(input).toMatchObject({ orderNo: genericSecrets.orderNo, userId: genericSecrets.userId });
   });
 
-  it('a tampered payload fails the workflow task, retried and never decided on', async () => {
+  it('a tampered payload fails the workflow task, retried and never decided on', async ({ encrypting, apis }) => {
     const order = await checkoutWithIntent({
-      api: apis.stripe!,
+      api: apis.stripe,
       auth: new ShopperAuth(encrypting.config),
       stores: encrypting.stores,
       redis: encrypting.redis,
@@ -276,14 +294,17 @@ describe('an attacker reading the history', () => {
     await expectRefusedSignal(encrypting, order.orderNo, { ...sealed!, data: tampered }, /failed authentication/);
   });
 
-  it('under PAYLOAD_CODEC_MODE=require a Signal written in clear fails the workflow task too, never decided on', async () => {
+  it('under PAYLOAD_CODEC_MODE=require a Signal written in clear fails the workflow task too, never decided on', async ({
+    requiring,
+    apis,
+  }) => {
     const sale = await putOnSale(requiring.stores, requiring.redis, { stock: 1 });
     const token = await new ShopperAuth(requiring.config).issue(`shopper-${randomUUID().slice(0, 8)}`);
     const body = { json: { sku: sale.sku, quantity: 1 }, token };
-    const accepted = await httpRequest(apis.requiring!, 'POST', '/api/checkout', body);
+    const accepted = await httpRequest(apis.requiring, 'POST', '/api/checkout', body);
     expect(accepted.status).toBe(202);
     // Everything this build writes is encrypted, so its own order goes as usual.
-    await untilStatus(apis.requiring!, accepted.body.orderNo, token, 'AWAITING_PAYMENT');
+    await untilStatus(apis.requiring, accepted.body.orderNo, token, 'AWAITING_PAYMENT');
     const payment = { eventId: `evt-plain-${accepted.body.orderNo}`, amountCents: sale.priceCents };
     const inClear = defaultPayloadConverter.toPayload({ ...payment, receivedAt: new Date().toISOString() });
     await expectRefusedSignal(requiring, accepted.body.orderNo, inClear, /refused: PAYLOAD_CODEC_MODE=require/);

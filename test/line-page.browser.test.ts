@@ -5,68 +5,56 @@
  * reaches ADMITTED, checks out with the admission and follows the order to PAID; a reload shows the same place. A sale
  * without a line is named as such.
  */
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningApi } from '../src/api/server.js';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from './helpers/browser.js';
+import { afterEach, describe, expect } from 'vitest';
 import { waitFor } from '../stack/wait-for.js';
 import { saleThroughApi, uniqueSku } from './helpers/fixtures.js';
-import { startTestApp, type TestApp } from './helpers/app.js';
+import { httpRequest } from './helpers/http.js';
+import type { TestApp } from './helpers/app.js';
+import { appTest } from './helpers/stack-test.js';
 
-/** Debian's chromium package; scripts/install-tools.sh --test-server installs it. */
-const CHROMIUM = '/usr/bin/chromium';
 const ADMIN = 'line-page-admin-token';
 
-let app: TestApp;
-let api: RunningApi;
-let browser: Browser;
 /** The pages' uncaught errors: none is expected. */
 const pageErrors: string[] = [];
 
-beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium is not installed at ${CHROMIUM}: run 'bash scripts/install-tools.sh --test-server' (npm test does; it installs Debian's chromium)`,
-    );
-  }
-  app = await startTestApp('line-page', {
-    AUTH_DEV_LOGIN: 'true',
-    ADMIN_TOKEN: ADMIN,
-    LOG_LEVEL: 'warn',
-    RATE_LIMIT_LOGIN: 'off',
-  });
-  ({ api } = app);
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+const it = appTest('line-page', {
+  AUTH_DEV_LOGIN: 'true',
+  ADMIN_TOKEN: ADMIN,
+  LOG_LEVEL: 'warn',
+  RATE_LIMIT_LOGIN: 'off',
+}).extend('browser', { scope: 'file' }, async ({}, { onCleanup }) => {
+  const browser = await launchChromium();
+  onCleanup(() => browser.close());
+  return browser;
 });
 
 afterEach(() => {
   expect(pageErrors.splice(0)).toEqual([]);
 });
 
-afterAll(async () => {
-  await browser?.close();
-  await app?.close();
-});
-
-async function call(method: string, path: string, init: { token?: string; body?: unknown } = {}) {
-  const response = await fetch(`${api.url}${path}`, {
-    method,
-    headers: {
-      ...(init.token ? { authorization: `Bearer ${init.token}` } : {}),
-      ...(init.body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+async function call(app: TestApp, method: string, path: string, init: { token?: string; body?: unknown } = {}) {
+  const response = await httpRequest(app.api.url, method, path, {
+    ...(init.token ? { token: init.token } : {}),
+    ...(init.body === undefined ? {} : { json: init.body }),
   });
-  return { status: response.status, json: (await response.json()) as any };
+  return { status: response.status, json: response.body };
 }
 
-const createSale = (sku: string, stock: number, line?: { admissionsPerSecond: number }) =>
-  saleThroughApi(api.url, ADMIN, { sku, name: 'Line demo sale', priceCents: 1500, stock, ...(line ? { line } : {}) });
+const createSale = (app: TestApp, sku: string, stock: number, line?: { admissionsPerSecond: number }) =>
+  saleThroughApi(app.api.url, ADMIN, {
+    sku,
+    name: 'Line demo sale',
+    priceCents: 1500,
+    stock,
+    ...(line ? { line } : {}),
+  });
 
-async function openPage(path: string): Promise<Page> {
+async function openPage(app: TestApp, browser: Browser, path: string): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
   page.on('pageerror', (err) => pageErrors.push(err.message));
-  await page.goto(`${api.url}${path}`);
+  await page.goto(`${app.api.url}${path}`);
   await page.locator('body[data-ready="true"]').waitFor({ timeout: 10_000 });
   return page;
 }
@@ -88,22 +76,23 @@ describe('the waiting line demo page in headless Chromium', () => {
   it(
     "shows a shopper's place counting down at Retry-After, reaches ADMITTED, checks out with the admission and follows the order",
     { timeout: 120_000 },
-    async () => {
+    async ({ app, browser }) => {
       const sku = uniqueSku('LINEDEMO');
       // Two admissions a second and sixteen shoppers ahead: about eight seconds of wait to watch once the line runs.
-      await createSale(sku, 30, { admissionsPerSecond: 2 });
+      await createSale(app, sku, 30, { admissionsPerSecond: 2 });
       const control = (change: object) =>
-        call('POST', `/api/admin/sales/${sku}/line`, { token: ADMIN, body: change }).then((r) => r.status);
+        call(app, 'POST', `/api/admin/sales/${sku}/line`, { token: ADMIN, body: change }).then((r) => r.status);
       // Paused while everyone joins, so that the place and the people ahead do not depend on how fast this machine is.
       expect(await control({ paused: true })).toBe(200);
-      const page = await openPage(`/line-demo?sku=${sku}`);
+      const page = await openPage(app, browser, `/line-demo?sku=${sku}`);
       try {
         const shopper = `demo-${sku}`;
         expect(await page.inputValue('#sku')).toBe(sku);
         await page.fill('#user-id', shopper);
 
         const others = await Promise.all(Array.from({ length: 16 }, (_, i) => app.auth.issue(`ahead-${i}-${sku}`)));
-        for (const token of others) expect((await call('POST', `/api/sales/${sku}/line`, { token })).status).toBe(200);
+        for (const token of others)
+          expect((await call(app, 'POST', `/api/sales/${sku}/line`, { token })).status).toBe(200);
         await page.click('#join');
         await page
           .locator('#place[data-state="PAUSED"][data-position="17"][data-ahead="16"]')
@@ -179,10 +168,10 @@ describe('the waiting line demo page in headless Chromium', () => {
         });
         await page.locator('#place[data-state="CHECKED_OUT"]').waitFor({ timeout: 10_000 });
         const orderNo = await page.locator('#order-no').innerText();
-        const order = await call('GET', `/api/orders/${orderNo}`, { token: await app.auth.issue(shopper) });
+        const order = await call(app, 'GET', `/api/orders/${orderNo}`, { token: await app.auth.issue(shopper) });
         expect(order.json).toMatchObject({ orderNo, sku, quantity: 1, status: 'AWAITING_PAYMENT' });
         // The line's view is the API's last admission tick (4 a second), not a read of Redis: it counts it next tick.
-        await waitFor(async () => (await call('GET', `/api/sales/${sku}/line`)).json.consumed === 1, {
+        await waitFor(async () => (await call(app, 'GET', `/api/sales/${sku}/line`)).json.consumed === 1, {
           what: "the line's view to count the admission spent",
           timeoutMs: 5_000,
           intervalMs: 100,
@@ -195,7 +184,7 @@ describe('the waiting line demo page in headless Chromium', () => {
         await page.locator('#order[data-status="PAID"]').waitFor({ timeout: 30_000 });
 
         // A reload (or another device) shows the place the shopper holds.
-        const again = await openPage(`/line-demo?sku=${sku}&user=${shopper}`);
+        const again = await openPage(app, browser, `/line-demo?sku=${sku}&user=${shopper}`);
         try {
           await again.locator('#place[data-state="CHECKED_OUT"][data-position="17"]').waitFor({ timeout: 10_000 });
         } finally {
@@ -207,18 +196,18 @@ describe('the waiting line demo page in headless Chromium', () => {
     },
   );
 
-  it('names a sale without a line, and a shopper not in a line yet', async () => {
+  it('names a sale without a line, and a shopper not in a line yet', async ({ app, browser }) => {
     const plain = uniqueSku('NOLINE');
-    await createSale(plain, 3);
-    const page = await openPage(`/line-demo?sku=${plain}`);
+    await createSale(app, plain, 3);
+    const page = await openPage(app, browser, `/line-demo?sku=${plain}`);
     try {
       await page.click('#join');
       await page.locator('#notice', { hasText: 'This sale has no waiting line' }).waitFor({ timeout: 10_000 });
       expect(await page.locator('#place').getAttribute('data-state')).toBe('');
 
       const lined = uniqueSku('LINED');
-      await createSale(lined, 3, { admissionsPerSecond: 100 });
-      await page.goto(`${api.url}/line-demo?sku=${lined}&user=newcomer-${lined}`);
+      await createSale(app, lined, 3, { admissionsPerSecond: 100 });
+      await page.goto(`${app.api.url}/line-demo?sku=${lined}&user=newcomer-${lined}`);
       await page.locator('body[data-ready="true"]').waitFor({ timeout: 10_000 });
       await page.locator('#notice', { hasText: 'You have no place in this line yet' }).waitFor({ timeout: 10_000 });
       await page.click('#join');

@@ -11,19 +11,15 @@
 import { readFileSync } from 'node:fs';
 import Router from '@koa/router';
 import { Validator } from '@seriousme/openapi-schema-validator';
-import type { Client } from '@temporalio/client';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
-import type { RedisClient } from '../src/infra/redis.js';
 import Koa from 'koa';
-import type { Pool } from 'mysql2/promise';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { composeApi, createApp } from '../src/api/app.js';
 import { openApiJsonWithoutStack } from '../toolkit/openapi-document.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import { openApiPath } from '../src/api/route.js';
 import { buildOpenApiDocument, routersOf, type OpenApiDocument } from '../src/api/openapi.js';
-import { type RunningApi } from '../src/api/server.js';
 import { signWebhook } from '../toolkit/sign-webhook.js';
 import type { AppConfig } from '../src/config/index.js';
 import { openStores } from '../src/db/stores.js';
@@ -31,35 +27,20 @@ import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
 import { waitFor } from '../stack/wait-for.js';
 import { saleThroughApi, uniqueSku, type SaleRequest } from './helpers/fixtures.js';
-import { API_TEST_ENV, TEST_ADMIN_TOKEN as ADMIN, startTestApp, type TestApp } from './helpers/app.js';
+import { API_TEST_ENV, TEST_ADMIN_TOKEN as ADMIN, type TestApp } from './helpers/app.js';
 import { httpAt, httpRequest, type HttpOptions } from './helpers/http.js';
 import { httpCall } from '../toolkit/http-client.js';
+import { appTest } from './helpers/stack-test.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext its callable is `.default`.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
 
-let testApp: TestApp;
-let config: AppConfig;
-let api: RunningApi;
-let pool: Pool;
-let redis: RedisClient;
-let temporal: Client;
-let app: Koa;
-let spec: OpenApiDocument;
-
-beforeAll(async () => {
-  testApp = await startTestApp('openapi', API_TEST_ENV);
-  ({ config, pool, redis, temporal, api } = testApp);
+const it = appTest('openapi', API_TEST_ENV)
   // The same app as the running API's, built from the same code, to walk its routers.
-  app = createApp(
-    composeApi({ config, redis, stores: openStores(pool), temporal, logger: createLogger(config, 'api') }),
-  );
-  spec = buildOpenApiDocument(routersOf(app));
-});
-
-afterAll(async () => {
-  await testApp?.close();
-});
+  .extend('koa', { scope: 'file' }, ({ app: { config, redis, pool, temporal } }) =>
+    createApp(composeApi({ config, redis, stores: openStores(pool), temporal, logger: createLogger(config, 'api') })),
+  )
+  .extend('spec', { scope: 'file' }, ({ koa }) => buildOpenApiDocument(routersOf(koa)));
 
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 
@@ -92,8 +73,11 @@ function coverage(koa: Koa, document: OpenApiDocument) {
 }
 
 describe('no drift between the routes and the spec', () => {
-  it('every mounted route is an operation of the spec with the same method and path, and every operation a mounted route', () => {
-    const { undocumented, unmounted, mounted } = coverage(app, spec);
+  it('every mounted route is an operation of the spec with the same method and path, and every operation a mounted route', ({
+    koa,
+    spec,
+  }) => {
+    const { undocumented, unmounted, mounted } = coverage(koa, spec);
     // Named in the failure: a route mounted without route(router, { ...doc, handler }) shows up here.
     expect(undocumented, 'routes mounted without an OpenAPI operation').toEqual([]);
     expect(unmounted, 'operations in the spec without a route').toEqual([]);
@@ -118,18 +102,18 @@ describe('no drift between the routes and the spec', () => {
     );
   });
 
-  it('names a route mounted without its documentation, and an operation whose route is gone', () => {
+  it('names a route mounted without its documentation, and an operation whose route is gone', ({ koa, spec }) => {
     const plain = new Router();
     plain.get('/api/admin/undocumented/:id', (ctx) => {
       ctx.body = {};
     });
     const drifted = new Koa();
-    for (const router of [...routersOf(app), plain]) drifted.use(router.routes());
+    for (const router of [...routersOf(koa), plain]) drifted.use(router.routes());
     expect(coverage(drifted, spec).undocumented).toEqual(['GET /api/admin/undocumented/{id}']);
 
     // The API mounts one router holding every route: drop the sales routes' layers from a copy of it.
     const withoutSales = new Koa();
-    for (const router of routersOf(app)) {
+    for (const router of routersOf(koa)) {
       const pruned = new Router();
       pruned.stack = router.stack.filter(
         (layer) => typeof layer.path !== 'string' || !layer.path.startsWith('/api/sales'),
@@ -145,7 +129,8 @@ describe('no drift between the routes and the spec', () => {
     ]);
   });
 
-  it('the running API serves the same document, once built', async () => {
+  it('the running API serves the same document, once built', async ({ app, spec }) => {
+    const { api } = app;
     const first = await httpAt('GET', `${api.url}/openapi.json`);
     expect(first.status).toBe(200);
     expect(first.headers.get('content-type')).toMatch(/^application\/json/);
@@ -156,7 +141,10 @@ describe('no drift between the routes and the spec', () => {
     expect(second.body).toBe(JSON.stringify(served));
   });
 
-  it('the document built in-process without a stack (what docs.test.ts reads) is byte for byte the one the running API serves', async () => {
+  it('the document built in-process without a stack (what docs.test.ts reads) is byte for byte the one the running API serves', async ({
+    app,
+  }) => {
+    const { api } = app;
     const answer = await httpCall('GET', `${api.url}/openapi.json`);
     expect(answer.status).toBe(200);
     // Another configuration (the defaults) and inert clients: neither may change a byte.
@@ -165,7 +153,7 @@ describe('no drift between the routes and the spec', () => {
 });
 
 describe('the document', () => {
-  it('is valid OpenAPI 3.1', async () => {
+  it('is valid OpenAPI 3.1', async ({ spec }) => {
     const validator = new Validator();
     const result = await validator.validate(JSON.parse(JSON.stringify(spec)) as Record<string, unknown>);
     expect(result.errors ?? [], JSON.stringify(result.errors, null, 1)).toEqual([]);
@@ -179,7 +167,7 @@ describe('the document', () => {
     expect((await new Validator().validate(broken)).valid).toBe(false);
   });
 
-  it('declares the three security schemes and uses each', () => {
+  it('declares the three security schemes and uses each', ({ spec }) => {
     expect(spec.components?.securitySchemes).toMatchObject({
       shopperJwt: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
       adminToken: { type: 'http', scheme: 'bearer' },
@@ -193,7 +181,9 @@ describe('the document', () => {
     expect(security('/api/sales/{sku}', 'get')).toBeUndefined();
   });
 
-  it('reuses the request schemas of src/api/schemas.ts: the checkout body and its Idempotency-Key header', () => {
+  it('reuses the request schemas of src/api/schemas.ts: the checkout body and its Idempotency-Key header', ({
+    spec,
+  }) => {
     const checkout = spec.paths?.['/api/checkout']?.post;
     expect(checkout?.parameters).toEqual([
       expect.objectContaining({
@@ -222,7 +212,9 @@ describe('the document', () => {
     });
   });
 
-  it("its error codes are docs/api.md's error-code table, each documented under the status the table gives it", () => {
+  it("its error codes are docs/api.md's error-code table, each documented under the status the table gives it", ({
+    spec,
+  }) => {
     // "| 409 | `SOLD_OUT` | no units left |": the table people read, held against the document.
     // docs/api.md's "Error codes" links to the table, generated into docs/reference/errors.md (npm run docs:reference).
     const page = readFileSync(new URL('../docs/reference/errors.md', import.meta.url), 'utf8');
@@ -255,8 +247,13 @@ interface Reply {
   body: any;
 }
 
-async function http(method: string, path: string, options: HttpOptions & { base?: string } = {}): Promise<Reply> {
-  const { status, contentType, headers, body } = await httpRequest(options.base ?? api.url, method, path, options);
+async function http(
+  app: TestApp,
+  method: string,
+  path: string,
+  options: HttpOptions & { base?: string } = {},
+): Promise<Reply> {
+  const { status, contentType, headers, body } = await httpRequest(options.base ?? app.api.url, method, path, options);
   return { status, contentType, headers, body: body ?? '' };
 }
 
@@ -265,7 +262,7 @@ addFormats(ajv);
 const compiled = new Map<string, ValidateFunction>();
 
 /** A validator for one schema of the document; its `#/components/...` references resolve inside the same root. */
-function validatorFor(key: string, schema: object): ValidateFunction {
+function validatorFor(spec: OpenApiDocument, key: string, schema: object): ValidateFunction {
   let validate = compiled.get(key);
   if (!validate) {
     validate = ajv.compile({
@@ -286,7 +283,7 @@ interface DocumentedResponse {
  * The reply matches what the spec declares for this operation and status: a declared status (not the
  * catch-all `default`), its media type, its schema, and for an error a code documented for that status.
  */
-function expectDocumented(method: 'get' | 'post', path: string, reply: Reply): void {
+function expectDocumented(spec: OpenApiDocument, method: 'get' | 'post', path: string, reply: Reply): void {
   const operation = spec.paths?.[path]?.[method];
   expect(operation, `${method} ${path} in the spec`).toBeDefined();
   const response = operation?.responses?.[String(reply.status) as `2${string}`] as DocumentedResponse | undefined;
@@ -297,7 +294,7 @@ function expectDocumented(method: 'get' | 'post', path: string, reply: Reply): v
   const [mediaType, media] = Object.entries(response?.content ?? {})[0] ?? [];
   expect(mediaType, `${method.toUpperCase()} ${path} ${reply.status} has a body`).toBeDefined();
   expect(reply.contentType.split(';')[0]).toBe(mediaType);
-  const validate = validatorFor(`${method} ${path} ${reply.status}`, media?.schema ?? {});
+  const validate = validatorFor(spec, `${method} ${path} ${reply.status}`, media?.schema ?? {});
   expect(
     validate(reply.body),
     `${method.toUpperCase()} ${path} ${reply.status}: ${JSON.stringify(validate.errors)} for ${JSON.stringify(reply.body)}`,
@@ -309,20 +306,23 @@ function expectDocumented(method: 'get' | 'post', path: string, reply: Reply): v
 }
 
 /** An answer no operation declares (405, unknown path): it matches the shared ApiError schema. */
-function expectApiError(reply: Reply, status: number, code: string): void {
+function expectApiError(spec: OpenApiDocument, reply: Reply, status: number, code: string): void {
   expect(reply.status).toBe(status);
-  const validate = validatorFor('ApiError', { $ref: '#/components/schemas/ApiError' });
+  const validate = validatorFor(spec, 'ApiError', { $ref: '#/components/schemas/ApiError' });
   expect(validate(reply.body), JSON.stringify(validate.errors)).toBe(true);
   expect(reply.body.error.code).toBe(code);
 }
 
 /** Puts a sale on (one unit a shopper) through the admin API, for the answers a test documents next. */
-const createSale = (sale: SaleRequest) => saleThroughApi(api.url, ADMIN, sale);
+const createSale = (app: TestApp, sale: SaleRequest) => saleThroughApi(app.api.url, ADMIN, sale);
 
 describe('real answers match the spec', () => {
-  it('sale, login, checkout, order, order list, webhook, cancel, dev payment and health answers match their declared schemas', async () => {
+  it('sale, login, checkout, order, order list, webhook, cancel, dev payment and health answers match their declared schemas', async ({
+    app,
+    spec,
+  }) => {
     const sku = uniqueSku('OAS');
-    const created = await http('POST', '/api/sales', {
+    const created = await http(app, 'POST', '/api/sales', {
       token: ADMIN,
       json: {
         sku,
@@ -335,95 +335,99 @@ describe('real answers match the spec', () => {
       },
     });
     expect(created.status).toBe(201);
-    expectDocumented('post', '/api/sales', created);
-    const openEnded = await http('POST', '/api/sales', {
+    expectDocumented(spec, 'post', '/api/sales', created);
+    const openEnded = await http(app, 'POST', '/api/sales', {
       token: ADMIN,
       json: { sku: uniqueSku('OAS'), name: 'No window', priceCents: 0, stock: 1, perUserLimit: 1 },
     });
     expect(openEnded.body).toMatchObject({ startsAt: null, endsAt: null });
-    expectDocumented('post', '/api/sales', openEnded);
-    expectDocumented('get', '/api/sales/{sku}', await http('GET', `/api/sales/${sku}`));
+    expectDocumented(spec, 'post', '/api/sales', openEnded);
+    expectDocumented(spec, 'get', '/api/sales/{sku}', await http(app, 'GET', `/api/sales/${sku}`));
 
-    const login = await http('POST', '/api/auth/dev-login', { json: { userId: 'oas-alice' } });
+    const login = await http(app, 'POST', '/api/auth/dev-login', { json: { userId: 'oas-alice' } });
     expect(login.status).toBe(200);
-    expectDocumented('post', '/api/auth/dev-login', login);
+    expectDocumented(spec, 'post', '/api/auth/dev-login', login);
     const token = login.body.token as string;
 
-    const checkout = await http('POST', '/api/checkout', {
+    const checkout = await http(app, 'POST', '/api/checkout', {
       token,
       json: { sku, quantity: 2 },
       headers: { 'Idempotency-Key': `oas-${sku}` },
     });
     expect(checkout.status).toBe(202);
-    expectDocumented('post', '/api/checkout', checkout);
+    expectDocumented(spec, 'post', '/api/checkout', checkout);
     expect(checkout.headers.get('location')).toBe(`/api/orders/${checkout.body.orderNo}`);
     const { orderNo } = checkout.body as { orderNo: string };
-    expectDocumented('get', '/api/orders/{orderNo}', await http('GET', `/api/orders/${orderNo}`, { token }));
-    const awaiting = await pollOrder(orderNo, token, 'AWAITING_PAYMENT');
-    expectDocumented('get', '/api/orders/{orderNo}', awaiting);
+    expectDocumented(spec, 'get', '/api/orders/{orderNo}', await http(app, 'GET', `/api/orders/${orderNo}`, { token }));
+    const awaiting = await pollOrder(app, orderNo, token, 'AWAITING_PAYMENT');
+    expectDocumented(spec, 'get', '/api/orders/{orderNo}', awaiting);
 
-    const paid = await webhook({
+    const paid = await webhook(app, {
       eventId: `evt-oas-${orderNo}`,
       type: 'payment.succeeded',
       orderNo,
       amountCents: 2_500,
     });
     expect(paid.body).toEqual({ received: true, outcome: 'APPLIED' });
-    expectDocumented('post', '/api/payments/webhook', paid);
-    const duplicate = await webhook({
+    expectDocumented(spec, 'post', '/api/payments/webhook', paid);
+    const duplicate = await webhook(app, {
       eventId: `evt-oas-${orderNo}`,
       type: 'payment.succeeded',
       orderNo,
       amountCents: 2_500,
     });
     expect(duplicate.body).toEqual({ received: true, outcome: 'DUPLICATE' });
-    expectDocumented('post', '/api/payments/webhook', duplicate);
-    const refund = await webhook({
+    expectDocumented(spec, 'post', '/api/payments/webhook', duplicate);
+    const refund = await webhook(app, {
       eventId: `evt-oas-again-${orderNo}`,
       type: 'payment.succeeded',
       orderNo,
       amountCents: 2_500,
     });
     expect(refund.body).toEqual({ received: true, outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' });
-    expectDocumented('post', '/api/payments/webhook', refund);
-    const paidOrder = await pollOrder(orderNo, token, 'PAID');
+    expectDocumented(spec, 'post', '/api/payments/webhook', refund);
+    const paidOrder = await pollOrder(app, orderNo, token, 'PAID');
     expect(paidOrder.body.paidAt).toEqual(expect.any(String));
-    expectDocumented('get', '/api/orders/{orderNo}', paidOrder);
-    const notCancellable = await http('POST', `/api/orders/${orderNo}/cancel`, { token });
+    expectDocumented(spec, 'get', '/api/orders/{orderNo}', paidOrder);
+    const notCancellable = await http(app, 'POST', `/api/orders/${orderNo}/cancel`, { token });
     expect(notCancellable.body.error.code).toBe('NOT_CANCELLABLE');
-    expectDocumented('post', '/api/orders/{orderNo}/cancel', notCancellable);
+    expectDocumented(spec, 'post', '/api/orders/{orderNo}/cancel', notCancellable);
 
-    const second = await http('POST', '/api/checkout', { token, json: { sku, quantity: 1 } });
+    const second = await http(app, 'POST', '/api/checkout', { token, json: { sku, quantity: 1 } });
     expect(second.status).toBe(202);
-    await pollOrder(second.body.orderNo, token, 'AWAITING_PAYMENT');
-    const cancel = await http('POST', `/api/orders/${second.body.orderNo}/cancel`, { token });
+    await pollOrder(app, second.body.orderNo, token, 'AWAITING_PAYMENT');
+    const cancel = await http(app, 'POST', `/api/orders/${second.body.orderNo}/cancel`, { token });
     expect(cancel.status).toBe(202);
-    expectDocumented('post', '/api/orders/{orderNo}/cancel', cancel);
-    const cancelled = await pollOrder(second.body.orderNo, token, 'CANCELLED');
+    expectDocumented(spec, 'post', '/api/orders/{orderNo}/cancel', cancel);
+    const cancelled = await pollOrder(app, second.body.orderNo, token, 'CANCELLED');
     expect(cancelled.body.cancelReason).toBe('USER_CANCELLED');
-    expectDocumented('get', '/api/orders/{orderNo}', cancelled);
-    const listed = await http('GET', `/api/orders?sku=${sku}&limit=1`, { token });
+    expectDocumented(spec, 'get', '/api/orders/{orderNo}', cancelled);
+    const listed = await http(app, 'GET', `/api/orders?sku=${sku}&limit=1`, { token });
     expect(listed.body.items).toHaveLength(1);
     expect(listed.body.nextCursor).toEqual(expect.any(String));
-    expectDocumented('get', '/api/orders', listed);
-    expectDocumented('get', '/api/orders', await http('GET', '/api/orders?limit=0', { token }));
+    expectDocumented(spec, 'get', '/api/orders', listed);
+    expectDocumented(spec, 'get', '/api/orders', await http(app, 'GET', '/api/orders?limit=0', { token }));
 
-    const third = await http('POST', '/api/checkout', { token, json: { sku, quantity: 1 } });
-    await pollOrder(third.body.orderNo, token, 'AWAITING_PAYMENT');
-    const simulated = await http('POST', '/api/dev/simulate-payment', { token, json: { orderNo: third.body.orderNo } });
+    const third = await http(app, 'POST', '/api/checkout', { token, json: { sku, quantity: 1 } });
+    await pollOrder(app, third.body.orderNo, token, 'AWAITING_PAYMENT');
+    const simulated = await http(app, 'POST', '/api/dev/simulate-payment', {
+      token,
+      json: { orderNo: third.body.orderNo },
+    });
     expect(simulated.body).toEqual({ received: true, outcome: 'APPLIED' });
-    expectDocumented('post', '/api/dev/simulate-payment', simulated);
+    expectDocumented(spec, 'post', '/api/dev/simulate-payment', simulated);
 
-    const health = await http('GET', '/healthz');
+    const health = await http(app, 'GET', '/healthz');
     expect(health.status).toBe(200);
-    expectDocumented('get', '/healthz', health);
+    expectDocumented(spec, 'get', '/healthz', health);
   });
 
-  it("a waiting checkout's 201 (Prefer: wait) matches its declared schema", async () => {
+  it("a waiting checkout's 201 (Prefer: wait) matches its declared schema", async ({ app, spec }) => {
+    const { config } = app;
     const sku = uniqueSku('OASWAIT');
-    await createSale({ sku, name: 'Waiting spec sale', priceCents: 700, stock: 3 });
+    await createSale(app, { sku, name: 'Waiting spec sale', priceCents: 700, stock: 3 });
     const token = await new ShopperAuth(config).issue('oas-waiter');
-    const waited = await http('POST', '/api/checkout', {
+    const waited = await http(app, 'POST', '/api/checkout', {
       token,
       json: { sku, quantity: 1 },
       headers: { prefer: 'wait=10' },
@@ -431,115 +435,135 @@ describe('real answers match the spec', () => {
     expect(waited.status).toBe(201);
     expect(waited.headers.get('preference-applied')).toBe('wait=10');
     expect(waited.body.status).toBe('AWAITING_PAYMENT');
-    expectDocumented('post', '/api/checkout', waited);
+    expectDocumented(spec, 'post', '/api/checkout', waited);
   });
 
-  it('admin views and the dashboard config match their declared schemas', async () => {
+  it('admin views and the dashboard config match their declared schemas', async ({ app, spec }) => {
     const sku = uniqueSku('OASADM');
-    await createSale({ sku, name: 'Admin spec sale', priceCents: 500, stock: 5 });
-    const stats = await http('GET', `/api/admin/sales/${sku}/stats`, { token: ADMIN });
+    await createSale(app, { sku, name: 'Admin spec sale', priceCents: 500, stock: 5 });
+    const stats = await http(app, 'GET', `/api/admin/sales/${sku}/stats`, { token: ADMIN });
     expect(stats.status).toBe(200);
-    expectDocumented('get', '/api/admin/sales/{sku}/stats', stats);
-    const sales = await http('GET', '/api/admin/sales?limit=2', { token: ADMIN });
+    expectDocumented(spec, 'get', '/api/admin/sales/{sku}/stats', stats);
+    const sales = await http(app, 'GET', '/api/admin/sales?limit=2', { token: ADMIN });
     expect(sales.body.items.length).toBeGreaterThan(0);
-    expectDocumented('get', '/api/admin/sales', sales);
-    expectDocumented('get', '/api/admin/orders', await http('GET', `/api/admin/orders?sku=${sku}`, { token: ADMIN }));
+    expectDocumented(spec, 'get', '/api/admin/sales', sales);
     expectDocumented(
+      spec,
       'get',
-      '/api/admin/payments',
-      await http('GET', '/api/admin/payments?outcome=APPLIED&limit=3', { token: ADMIN }),
+      '/api/admin/orders',
+      await http(app, 'GET', `/api/admin/orders?sku=${sku}`, { token: ADMIN }),
     );
     expectDocumented(
+      spec,
       'get',
       '/api/admin/payments',
-      await http('GET', '/api/admin/payments?limit=bad', { token: ADMIN }),
+      await http(app, 'GET', '/api/admin/payments?outcome=APPLIED&limit=3', { token: ADMIN }),
     );
-    expectDocumented('get', '/api/admin/sales/{sku}/stats', await http('GET', `/api/admin/sales/${sku}/stats`));
-    const closed = await http('POST', `/api/admin/sales/${sku}/close`, { token: ADMIN });
+    expectDocumented(
+      spec,
+      'get',
+      '/api/admin/payments',
+      await http(app, 'GET', '/api/admin/payments?limit=bad', { token: ADMIN }),
+    );
+    expectDocumented(
+      spec,
+      'get',
+      '/api/admin/sales/{sku}/stats',
+      await http(app, 'GET', `/api/admin/sales/${sku}/stats`),
+    );
+    const closed = await http(app, 'POST', `/api/admin/sales/${sku}/close`, { token: ADMIN });
     expect(closed.status).toBe(200);
-    expectDocumented('post', '/api/admin/sales/{sku}/close', closed);
-    expectDocumented('get', '/api/dev/config', await http('GET', '/api/dev/config'));
+    expectDocumented(spec, 'post', '/api/admin/sales/{sku}/close', closed);
+    expectDocumented(spec, 'get', '/api/dev/config', await http(app, 'GET', '/api/dev/config'));
   });
 
-  it('error answers (400, 401, 403, 404, 405, 409, 422) match the error schema with a code documented for their status', async () => {
+  it('error answers (400, 401, 403, 404, 405, 409, 422) match the error schema with a code documented for their status', async ({
+    app,
+    spec,
+  }) => {
+    const { config } = app;
     const sku = uniqueSku('OAS');
     const sale = { sku, name: 'Errors', priceCents: 100, stock: 1, perUserLimit: 1 };
-    expect((await http('POST', '/api/sales', { token: ADMIN, json: sale })).status).toBe(201);
+    expect((await http(app, 'POST', '/api/sales', { token: ADMIN, json: sale })).status).toBe(201);
     const token = await new ShopperAuth(config).issue('oas-bob');
     const otherToken = await new ShopperAuth(config).issue('oas-carol');
 
-    const badQuantity = await http('POST', '/api/checkout', { token, json: { sku, quantity: 0 } });
+    const badQuantity = await http(app, 'POST', '/api/checkout', { token, json: { sku, quantity: 0 } });
     expect(badQuantity.status).toBe(400);
-    expectDocumented('post', '/api/checkout', badQuantity);
-    const badKey = await http('POST', '/api/checkout', {
+    expectDocumented(spec, 'post', '/api/checkout', badQuantity);
+    const badKey = await http(app, 'POST', '/api/checkout', {
       token,
       json: { sku, quantity: 1 },
       headers: { 'Idempotency-Key': 'x'.repeat(65) },
     });
     expect(badKey.status).toBe(400);
-    expectDocumented('post', '/api/checkout', badKey);
-    const badSale = await http('POST', '/api/sales', { token: ADMIN, json: { ...sale, unknown: 1 } });
+    expectDocumented(spec, 'post', '/api/checkout', badKey);
+    const badSale = await http(app, 'POST', '/api/sales', { token: ADMIN, json: { ...sale, unknown: 1 } });
     expect(badSale.status).toBe(400);
-    expectDocumented('post', '/api/sales', badSale);
-    const badSignature = await http('POST', '/api/payments/webhook', {
+    expectDocumented(spec, 'post', '/api/sales', badSale);
+    const badSignature = await http(app, 'POST', '/api/payments/webhook', {
       raw: '{}',
       headers: { 'payment-signature': 't=1,v1=00' },
     });
     expect(badSignature.body.error.code).toBe('INVALID_SIGNATURE');
-    expectDocumented('post', '/api/payments/webhook', badSignature);
+    expectDocumented(spec, 'post', '/api/payments/webhook', badSignature);
 
-    const noToken = await http('POST', '/api/checkout', { json: { sku, quantity: 1 } });
+    const noToken = await http(app, 'POST', '/api/checkout', { json: { sku, quantity: 1 } });
     expect(noToken.status).toBe(401);
-    expectDocumented('post', '/api/checkout', noToken);
-    const wrongAdmin = await http('POST', '/api/sales', { token: 'not-the-admin', json: sale });
+    expectDocumented(spec, 'post', '/api/checkout', noToken);
+    const wrongAdmin = await http(app, 'POST', '/api/sales', { token: 'not-the-admin', json: sale });
     expect(wrongAdmin.status).toBe(401);
-    expectDocumented('post', '/api/sales', wrongAdmin);
+    expectDocumented(spec, 'post', '/api/sales', wrongAdmin);
 
-    const noSale = await http('GET', `/api/sales/${uniqueSku('NONE')}`);
+    const noSale = await http(app, 'GET', `/api/sales/${uniqueSku('NONE')}`);
     expect(noSale.status).toBe(404);
-    expectDocumented('get', '/api/sales/{sku}', noSale);
-    const noSaleCheckout = await http('POST', '/api/checkout', {
+    expectDocumented(spec, 'get', '/api/sales/{sku}', noSale);
+    const noSaleCheckout = await http(app, 'POST', '/api/checkout', {
       token,
       json: { sku: uniqueSku('NONE'), quantity: 1 },
     });
     expect(noSaleCheckout.status).toBe(404);
-    expectDocumented('post', '/api/checkout', noSaleCheckout);
-    const noOrder = await http('GET', '/api/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV', { token });
+    expectDocumented(spec, 'post', '/api/checkout', noSaleCheckout);
+    const noOrder = await http(app, 'GET', '/api/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV', { token });
     expect(noOrder.status).toBe(404);
-    expectDocumented('get', '/api/orders/{orderNo}', noOrder);
+    expectDocumented(spec, 'get', '/api/orders/{orderNo}', noOrder);
 
-    const exists = await http('POST', '/api/sales', { token: ADMIN, json: sale });
+    const exists = await http(app, 'POST', '/api/sales', { token: ADMIN, json: sale });
     expect(exists.status).toBe(409);
-    expectDocumented('post', '/api/sales', exists);
-    const order = await http('POST', '/api/checkout', {
+    expectDocumented(spec, 'post', '/api/sales', exists);
+    const order = await http(app, 'POST', '/api/checkout', {
       token,
       json: { sku, quantity: 1 },
       headers: { 'Idempotency-Key': 'oas-key' },
     });
     expect(order.status).toBe(202);
-    const reused = await http('POST', '/api/checkout', {
+    const reused = await http(app, 'POST', '/api/checkout', {
       token,
       json: { sku, quantity: 2 },
       headers: { 'Idempotency-Key': 'oas-key' },
     });
     expect(reused.status).toBe(422);
-    expectDocumented('post', '/api/checkout', reused);
-    const soldOut = await http('POST', '/api/checkout', { token: otherToken, json: { sku, quantity: 1 } });
+    expectDocumented(spec, 'post', '/api/checkout', reused);
+    const soldOut = await http(app, 'POST', '/api/checkout', { token: otherToken, json: { sku, quantity: 1 } });
     expect(soldOut.status).toBe(409);
-    expectDocumented('post', '/api/checkout', soldOut);
-    const someoneElses = await http('GET', `/api/orders/${order.body.orderNo}`, { token: otherToken });
+    expectDocumented(spec, 'post', '/api/checkout', soldOut);
+    const someoneElses = await http(app, 'GET', `/api/orders/${order.body.orderNo}`, { token: otherToken });
     expect(someoneElses.status).toBe(403);
-    expectDocumented('get', '/api/orders/{orderNo}', someoneElses);
+    expectDocumented(spec, 'get', '/api/orders/{orderNo}', someoneElses);
 
-    expectApiError(await http('GET', '/api/checkout'), 405, 'METHOD_NOT_ALLOWED');
-    expectApiError(await http('DELETE', '/openapi.json'), 405, 'METHOD_NOT_ALLOWED');
-    expectApiError(await http('GET', '/api/nothing-here'), 404, 'NOT_FOUND');
-    const unknownAsset = await http('GET', '/docs/index.html');
+    expectApiError(spec, await http(app, 'GET', '/api/checkout'), 405, 'METHOD_NOT_ALLOWED');
+    expectApiError(spec, await http(app, 'DELETE', '/openapi.json'), 405, 'METHOD_NOT_ALLOWED');
+    expectApiError(spec, await http(app, 'GET', '/api/nothing-here'), 404, 'NOT_FOUND');
+    const unknownAsset = await http(app, 'GET', '/docs/index.html');
     expect(unknownAsset.status).toBe(404);
-    expectDocumented('get', '/docs/{asset}', unknownAsset);
+    expectDocumented(spec, 'get', '/docs/{asset}', unknownAsset);
   });
 
-  it("a dependency down and dev login disabled: /healthz's 503 and dev-login's 404 match their declared schemas; a method no router knows is 405", async () => {
+  it("a dependency down and dev login disabled: /healthz's 503 and dev-login's 404 match their declared schemas; a method no router knows is 405", async ({
+    app,
+    spec,
+  }) => {
+    const { config, pool, temporal } = app;
     // The same app with Redis pointing at a port nobody listens on (the real MySQL and Temporal).
     const deadRedis = createRedis(
       { redisUrl: 'redis://127.0.0.1:1' },
@@ -560,22 +584,22 @@ describe('real answers match the spec', () => {
     const address = server.address();
     const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
     try {
-      const health = await http('GET', '/healthz', { base });
+      const health = await http(app, 'GET', '/healthz', { base });
       expect(health.status).toBe(503);
       expect(health.body.checks).toEqual({ redis: 'down', mysql: 'up', temporal: 'up' });
-      expectDocumented('get', '/healthz', health);
-      const login = await http('POST', '/api/auth/dev-login', { base, json: { userId: 'oas-dave' } });
+      expectDocumented(spec, 'get', '/healthz', health);
+      const login = await http(app, 'POST', '/api/auth/dev-login', { base, json: { userId: 'oas-dave' } });
       expect(login.status).toBe(404);
-      expectDocumented('post', '/api/auth/dev-login', login);
-      const simulate = await http('POST', '/api/dev/simulate-payment', {
+      expectDocumented(spec, 'post', '/api/auth/dev-login', login);
+      const simulate = await http(app, 'POST', '/api/dev/simulate-payment', {
         base,
         json: { orderNo: '01ARZ3NDEKTSV4RRFFQ69G5FAV' },
       });
       expect(simulate.status).toBe(404);
-      expectDocumented('post', '/api/dev/simulate-payment', simulate);
+      expectDocumented(spec, 'post', '/api/dev/simulate-payment', simulate);
       // A method @koa/router does not know at all is 405 like any other on a known path, not 501.
-      const purge = await http('PURGE', '/api/checkout', { base });
-      expectApiError(purge, 405, 'METHOD_NOT_ALLOWED');
+      const purge = await http(app, 'PURGE', '/api/checkout', { base });
+      expectApiError(spec, purge, 405, 'METHOD_NOT_ALLOWED');
       expect(purge.headers.get('allow')).toBe('POST, OPTIONS');
     } finally {
       server.closeAllConnections();
@@ -584,8 +608,8 @@ describe('real answers match the spec', () => {
     }
   });
 
-  it('the schemas are not rubber stamps: answers with a missing, extra or mistyped field are refused', () => {
-    const order = validatorFor('get /api/orders/{orderNo} 200', { $ref: '#/components/schemas/OrderRead' });
+  it('the schemas are not rubber stamps: answers with a missing, extra or mistyped field are refused', ({ spec }) => {
+    const order = validatorFor(spec, 'get /api/orders/{orderNo} 200', { $ref: '#/components/schemas/OrderRead' });
     const valid = {
       orderNo: '01ARZ3NDEKTSV4RRFFQ69G5FAV',
       sku: 'SKU-1',
@@ -607,15 +631,17 @@ describe('real answers match the spec', () => {
     expect(order(withoutSource)).toBe(false);
     expect(order({ ...valid, source: 'stores' })).toBe(true);
     expect(order({ ...valid, source: 'cache' })).toBe(false);
-    const error = validatorFor('ApiError', { $ref: '#/components/schemas/ApiError' });
+    const error = validatorFor(spec, 'ApiError', { $ref: '#/components/schemas/ApiError' });
     expect(error({ error: { code: 'SOLD_OUT', message: 'sold out' } })).toBe(true);
     expect(error({ error: { code: 'OUT_OF_STOCK', message: 'sold out' } })).toBe(false);
   });
 });
 
 describe('the docs page', () => {
-  it('GET /docs and every file it references answer 200 with the right content type, all from the API itself', async () => {
-    const page = await http('GET', '/docs');
+  it('GET /docs and every file it references answer 200 with the right content type, all from the API itself', async ({
+    app,
+  }) => {
+    const page = await http(app, 'GET', '/docs');
     expect(page.status).toBe(200);
     expect(page.contentType).toMatch(/^text\/html/);
     expect(page.body).toContain('id="swagger-ui"');
@@ -628,12 +654,12 @@ describe('the docs page', () => {
     ]);
     const expectedType: Record<string, RegExp> = { css: /^text\/css/, js: /^text\/javascript/, png: /^image\/png/ };
     for (const reference of references) {
-      const asset = await http('GET', reference);
+      const asset = await http(app, 'GET', reference);
       expect(asset.status, reference).toBe(200);
       expect(asset.contentType, reference).toMatch(expectedType[reference.split('.').pop()!]!);
       expect(asset.body.length, reference).toBeGreaterThan(100);
     }
-    const bundle = await http('GET', '/docs/swagger-ui-bundle.js');
+    const bundle = await http(app, 'GET', '/docs/swagger-ui-bundle.js');
     expect(bundle.body).toContain('SwaggerUIBundle');
     // Its own script, docs.ts, is bundled into the page (src/api/scripted-pages.ts), after Swagger UI's.
     const init = /<script>\n([^]*?)<\/script>/.exec(page.body as string)?.[1] ?? '';
@@ -646,43 +672,49 @@ describe('the docs page', () => {
   });
 });
 
-async function pollOrder(orderNo: string, token: string, status: string): Promise<Reply> {
+async function pollOrder(app: TestApp, orderNo: string, token: string, status: string): Promise<Reply> {
   return waitFor(
     async () => {
-      const reply = await http('GET', `/api/orders/${orderNo}`, { token });
+      const reply = await http(app, 'GET', `/api/orders/${orderNo}`, { token });
       return reply.status === 200 && reply.body.status === status && reply;
     },
     { what: `order ${orderNo} to be ${status}`, timeoutMs: 20_000 },
   );
 }
 
-function webhook(event: Record<string, unknown>): Promise<Reply> {
+function webhook(app: TestApp, event: Record<string, unknown>): Promise<Reply> {
   const raw = JSON.stringify(event);
-  return http('POST', '/api/payments/webhook', {
+  return http(app, 'POST', '/api/payments/webhook', {
     raw,
-    headers: { 'payment-signature': signWebhook(config.webhookSecret, raw) },
+    headers: { 'payment-signature': signWebhook(app.config.webhookSecret, raw) },
   });
 }
 
 describe('a payment provider the deployment does not configure', () => {
-  it('is absent from the served document (and so from /docs), and its path answers 404 NOT_FOUND as the document says of any unknown path', async () => {
+  it('is absent from the served document (and so from /docs), and its path answers 404 NOT_FOUND as the document says of any unknown path', async ({
+    app,
+    koa,
+    spec,
+  }) => {
+    const { config, api } = app;
     // This stack sets no Stripe keys: Stripe is registered but not configured here.
     expect(config.payments.environment.STRIPE_SECRET_KEY).toBeUndefined();
     const served = (await httpAt('GET', `${api.url}/openapi.json`)).body as OpenApiDocument;
     expect(Object.keys(served.paths ?? {}), 'the paths of the served document').not.toContain('/api/payments/stripe');
     expect(Object.keys(served.components?.securitySchemes ?? {})).not.toContain('stripeSignature');
     expect(served.info.description).toContain('an unknown path 404 NOT_FOUND');
-    expect(mountedRoutes(app)).not.toContain('POST /api/payments/stripe');
-    const posted = await http('POST', '/api/payments/stripe', {
+    expect(mountedRoutes(koa)).not.toContain('POST /api/payments/stripe');
+    const posted = await http(app, 'POST', '/api/payments/stripe', {
       raw: '{"id":"evt_1","type":"payment_intent.succeeded"}',
       headers: { 'stripe-signature': `t=1700000000,v1=${'5f'.repeat(32)}` },
     });
-    expectApiError(posted, 404, 'NOT_FOUND');
+    expectApiError(spec, posted, 404, 'NOT_FOUND');
     // Not a known path with another method (405): no path at all.
-    expectApiError(await http('GET', '/api/payments/stripe'), 404, 'NOT_FOUND');
+    expectApiError(spec, await http(app, 'GET', '/api/payments/stripe'), 404, 'NOT_FOUND');
   });
 
-  it('configured, its route is mounted and its path documented, with its signature scheme', () => {
+  it('configured, its route is mounted and its path documented, with its signature scheme', ({ app }) => {
+    const { config, pool, redis, temporal } = app;
     const environment = {
       ...config.payments.environment,
       STRIPE_SECRET_KEY: 'sk_test_openapi',

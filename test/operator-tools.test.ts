@@ -6,9 +6,9 @@
  * surveys every sale), through the API as shoppers use it, with a production worker.
  */
 import { randomUUID } from 'node:crypto';
-import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { temporal as proto } from '@temporalio/proto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import {
   awaitPersistedUpdate,
@@ -23,13 +23,9 @@ import { ensureReconcileSchedule } from '../src/workers/schedules.js';
 import { waitFor } from '../stack/wait-for.js';
 import { expectSaleSettled, saleThroughApi, uniqueSku } from './helpers/fixtures.js';
 import { httpRequest, type HttpReply } from './helpers/http.js';
-import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
-import type { AppConfig } from '../src/config/index.js';
-import type { Stores } from '../src/db/stores.js';
-import type { RedisClient } from '../src/infra/redis.js';
-import type { RunningStack } from '../stack/index.js';
+import type { PerQueueTestbed } from './helpers/per-queue.js';
+import { testbedTest } from './helpers/stack-test.js';
 import { API_TEST_ENV, TEST_ADMIN_TOKEN } from './helpers/app.js';
-import { startOwnStack } from './helpers/own-stack.js';
 
 /** The order's window: short, so a deadline passes within the test. */
 const WINDOW_MS = 6_000;
@@ -38,20 +34,16 @@ const RECONCILE_INTERVAL_MS = 1_000;
 const SETTLE_MS = WINDOW_MS + RECONCILE_INTERVAL_MS + 15_000;
 
 const queue = `operator-tools-${randomUUID()}`;
-// Started before the first test, not at import: collecting the file (`vitest list`) starts no process.
-let stack: RunningStack;
-let testbed: PerQueueTestbed;
-let config: AppConfig;
-let stores: Stores;
-let redis: RedisClient;
-let temporal: Client;
-let api: string;
-let auth: ShopperAuth;
 
-beforeAll(async () => {
-  stack = await startOwnStack('operator-tools');
-  testbed = await openPerQueueTestbed({
-    ...stack.env,
+/** The file's stack, its worker and reconcile Schedule, and the API a shopper uses. */
+interface Shop {
+  testbed: PerQueueTestbed;
+  api: string;
+  auth: ShopperAuth;
+}
+
+const it = testbedTest(
+  {
     ...API_TEST_ENV,
     TEMPORAL_TASK_QUEUE: queue,
     LOG_LEVEL: 'silent',
@@ -60,17 +52,13 @@ beforeAll(async () => {
     RECONCILE_INTERVAL: `${RECONCILE_INTERVAL_MS}ms`,
     RESERVATION_GRACE: '3s',
     CHECKOUT_MAX_WAIT: '1s',
-  });
-  ({ config, stores, redis, temporal } = testbed);
+  },
+  { ownStack: 'operator-tools' },
+).extend('shop', { scope: 'file' }, async ({ testbed }): Promise<Shop> => {
   await testbed.startWorker(queue);
-  await ensureReconcileSchedule(temporal, config);
-  api = await testbed.serve(queue);
-  auth = new ShopperAuth(config);
-}, 120_000);
-
-afterAll(async () => {
-  await testbed?.close();
-  await stack?.stop();
+  await ensureReconcileSchedule(testbed.temporal, testbed.config);
+  const api = await testbed.serve(queue);
+  return { testbed, api, auth: new ShopperAuth(testbed.config) };
 });
 
 interface PlacedOrder {
@@ -81,7 +69,7 @@ interface PlacedOrder {
 }
 
 /** A sale of two units, and one order of it awaiting payment, placed through the API as a shopper does. */
-async function orderAwaitingPayment(): Promise<PlacedOrder> {
+async function orderAwaitingPayment({ testbed: { stores }, api, auth }: Shop): Promise<PlacedOrder> {
   const sale = await saleThroughApi(api, TEST_ADMIN_TOKEN, { sku: uniqueSku('OPS'), stock: 2, perUserLimit: 1 });
   const userId = `shopper-${randomUUID()}`;
   const placed = await httpRequest(api, 'POST', '/api/checkout', {
@@ -97,10 +85,11 @@ async function orderAwaitingPayment(): Promise<PlacedOrder> {
   return { sku: sale.sku, orderNo, userId, totalCents: sale.priceCents };
 }
 
-const handleOf = (order: PlacedOrder) => temporal.workflow.getHandle(orderWorkflowId(order.orderNo));
+const handleOf = ({ testbed: { temporal } }: Shop, order: PlacedOrder) =>
+  temporal.workflow.getHandle(orderWorkflowId(order.orderNo));
 
 /** The row once it shows `status`, within SETTLE_MS. */
-async function rowBecomes(order: PlacedOrder, status: string) {
+async function rowBecomes({ testbed: { stores } }: Shop, order: PlacedOrder, status: string) {
   return waitFor(
     async () => {
       const row = await stores.orders.getOrder(order.orderNo);
@@ -110,11 +99,11 @@ async function rowBecomes(order: PlacedOrder, status: string) {
   );
 }
 
-async function cancelThroughApi(order: PlacedOrder): Promise<HttpReply> {
+async function cancelThroughApi({ api, auth }: Shop, order: PlacedOrder): Promise<HttpReply> {
   return httpRequest(api, 'POST', `/api/orders/${order.orderNo}/cancel`, { token: await auth.issue(order.userId) });
 }
 
-async function payThroughWebhook(order: PlacedOrder): Promise<HttpReply> {
+async function payThroughWebhook({ testbed: { config }, api }: Shop, order: PlacedOrder): Promise<HttpReply> {
   const raw = JSON.stringify({
     eventId: `evt-${order.orderNo}`,
     type: 'payment.succeeded',
@@ -128,8 +117,9 @@ async function payThroughWebhook(order: PlacedOrder): Promise<HttpReply> {
 }
 
 /** Resets the workflow's current run to the end of its first workflow task (the Web UI's Reset, FirstWorkflowTask). */
-async function resetToFirstTask(order: PlacedOrder): Promise<string> {
-  const handle = handleOf(order);
+async function resetToFirstTask(shop: Shop, order: PlacedOrder): Promise<string> {
+  const { temporal, config } = shop.testbed;
+  const handle = handleOf(shop, order);
   const { runId } = await handle.describe();
   const history = await handle.fetchHistory();
   const firstTask = (history.events ?? []).find(
@@ -150,18 +140,22 @@ async function resetToFirstTask(order: PlacedOrder): Promise<string> {
 describe("an operator and an order's workflow (Temporal's own tools)", () => {
   // Defect 3 of "One close" (red on 7b2150e: nothing ever closed the row of a terminated order; two minutes past its
   // deadline it was still AWAITING_PAYMENT, its unit held in both stores).
-  it('terminate while it awaits payment: the reconciler closes it at its deadline, its unit back in both stores', async () => {
-    const order = await orderAwaitingPayment();
-    await handleOf(order).terminate('test: an operator terminates it');
-    const row = await rowBecomes(order, 'CANCELLED');
+  it('terminate while it awaits payment: the reconciler closes it at its deadline, its unit back in both stores', async ({
+    shop,
+  }) => {
+    const { stores, redis } = shop.testbed;
+    const order = await orderAwaitingPayment(shop);
+    await handleOf(shop, order).terminate('test: an operator terminates it');
+    const row = await rowBecomes(shop, order, 'CANCELLED');
     expect(row.cancelReason).toBe('PAYMENT_TIMEOUT');
     await expectSaleSettled(stores, redis, order.sku, { available: 2, reserved: 0, sold: 0 });
   });
 
-  it("terminate, then the shopper's cancel: answered CANCELLED by the one close in the API", async () => {
-    const order = await orderAwaitingPayment();
-    await handleOf(order).terminate('test: an operator terminates it');
-    const cancelled = await cancelThroughApi(order);
+  it("terminate, then the shopper's cancel: answered CANCELLED by the one close in the API", async ({ shop }) => {
+    const { stores, redis } = shop.testbed;
+    const order = await orderAwaitingPayment(shop);
+    await handleOf(shop, order).terminate('test: an operator terminates it');
+    const cancelled = await cancelThroughApi(shop, order);
     expect(cancelled.status, JSON.stringify(cancelled.body)).toBe(202);
     expect(cancelled.body).toMatchObject({ orderNo: order.orderNo, status: 'CANCELLED' });
     expect(await stores.orders.getOrder(order.orderNo)).toMatchObject({
@@ -171,37 +165,45 @@ describe("an operator and an order's workflow (Temporal's own tools)", () => {
     await expectSaleSettled(stores, redis, order.sku, { available: 2, reserved: 0, sold: 0 });
   });
 
-  it('terminate, then a payment in time: the row sells it, the reconciler confirms its unit', async () => {
-    const order = await orderAwaitingPayment();
-    await handleOf(order).terminate('test: an operator terminates it');
-    expect((await payThroughWebhook(order)).body).toEqual({ received: true, outcome: 'APPLIED' });
-    await rowBecomes(order, 'PAID');
+  it('terminate, then a payment in time: the row sells it, the reconciler confirms its unit', async ({ shop }) => {
+    const { stores, redis } = shop.testbed;
+    const order = await orderAwaitingPayment(shop);
+    await handleOf(shop, order).terminate('test: an operator terminates it');
+    expect((await payThroughWebhook(shop, order)).body).toEqual({ received: true, outcome: 'APPLIED' });
+    await rowBecomes(shop, order, 'PAID');
     await expectSaleSettled(stores, redis, order.sku, { available: 1, reserved: 0, sold: 1 });
   });
 
-  it('cancel the workflow: the row cancels it as OPERATOR_CANCELLED, its unit back at once', async () => {
-    const order = await orderAwaitingPayment();
-    await handleOf(order).cancel();
-    const row = await rowBecomes(order, 'CANCELLED');
+  it('cancel the workflow: the row cancels it as OPERATOR_CANCELLED, its unit back at once', async ({ shop }) => {
+    const { stores, redis } = shop.testbed;
+    const order = await orderAwaitingPayment(shop);
+    await handleOf(shop, order).cancel();
+    const row = await rowBecomes(shop, order, 'CANCELLED');
     expect(row.cancelReason).toBe('OPERATOR_CANCELLED');
     await expectSaleSettled(stores, redis, order.sku, { available: 2, reserved: 0, sold: 0 });
   });
 
-  it('reset to its first task while it awaits payment: the new run finds its row and closes it at the deadline', async () => {
-    const order = await orderAwaitingPayment();
-    const runId = await resetToFirstTask(order);
-    const row = await rowBecomes(order, 'CANCELLED');
+  it('reset to its first task while it awaits payment: the new run finds its row and closes it at the deadline', async ({
+    shop,
+  }) => {
+    const { stores, redis, temporal } = shop.testbed;
+    const order = await orderAwaitingPayment(shop);
+    const runId = await resetToFirstTask(shop, order);
+    const row = await rowBecomes(shop, order, 'CANCELLED');
     expect(row.cancelReason).toBe('PAYMENT_TIMEOUT');
     const result = (await temporal.workflow.getHandle(orderWorkflowId(order.orderNo), runId).result()) as OrderState;
     expect(result).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
     await expectSaleSettled(stores, redis, order.sku, { available: 2, reserved: 0, sold: 0 });
   });
 
-  it('reset a paid order to its first task: the new run finds it paid and closes it PAID again, nothing sold twice', async () => {
-    const order = await orderAwaitingPayment();
-    expect((await payThroughWebhook(order)).body).toEqual({ received: true, outcome: 'APPLIED' });
-    expect(await handleOf(order).result()).toMatchObject({ status: 'PAID' });
-    const runId = await resetToFirstTask(order);
+  it('reset a paid order to its first task: the new run finds it paid and closes it PAID again, nothing sold twice', async ({
+    shop,
+  }) => {
+    const { stores, redis, temporal } = shop.testbed;
+    const order = await orderAwaitingPayment(shop);
+    expect((await payThroughWebhook(shop, order)).body).toEqual({ received: true, outcome: 'APPLIED' });
+    expect(await handleOf(shop, order).result()).toMatchObject({ status: 'PAID' });
+    const runId = await resetToFirstTask(shop, order);
     const result = (await temporal.workflow.getHandle(orderWorkflowId(order.orderNo), runId).result()) as OrderState;
     expect(result).toMatchObject({ status: 'PAID' });
     await expectSaleSettled(stores, redis, order.sku, { available: 1, reserved: 0, sold: 1 });
@@ -209,9 +211,12 @@ describe("an operator and an order's workflow (Temporal's own tools)", () => {
 
   // Defect 2 of "One close" (red on 7b2150e: the workflow confirmed the unit and closed PAID without its row, which
   // stayed AWAITING_PAYMENT: Redis one sold ahead of MySQL for good).
-  it('a payment Signal sent by hand with no payment behind it sells nothing: the row decides, and cancels it at its deadline', async () => {
-    const order = await orderAwaitingPayment();
-    const handle = handleOf(order);
+  it('a payment Signal sent by hand with no payment behind it sells nothing: the row decides, and cancels it at its deadline', async ({
+    shop,
+  }) => {
+    const { stores, redis } = shop.testbed;
+    const order = await orderAwaitingPayment(shop);
+    const handle = handleOf(shop, order);
     await handle.signal(paymentAppliedSignal, {
       eventId: 'evt-made-up',
       amountCents: order.totalCents,
@@ -227,14 +232,17 @@ describe("an operator and an order's workflow (Temporal's own tools)", () => {
     );
     expect((await handle.query(statusQuery)).status).toBe('AWAITING_PAYMENT');
     expect(await stores.orders.getOrder(order.orderNo)).toMatchObject({ status: 'AWAITING_PAYMENT' });
-    const row = await rowBecomes(order, 'CANCELLED');
+    const row = await rowBecomes(shop, order, 'CANCELLED');
     expect(row.cancelReason).toBe('PAYMENT_TIMEOUT');
     await expectSaleSettled(stores, redis, order.sku, { available: 2, reserved: 0, sold: 0 });
   });
 
-  it("the cancel Update sent by hand is the shopper's cancel; awaitPersisted by hand changes nothing", async () => {
-    const order = await orderAwaitingPayment();
-    const handle = handleOf(order);
+  it("the cancel Update sent by hand is the shopper's cancel; awaitPersisted by hand changes nothing", async ({
+    shop,
+  }) => {
+    const { stores, redis } = shop.testbed;
+    const order = await orderAwaitingPayment(shop);
+    const handle = handleOf(shop, order);
     expect(await handle.executeUpdate(awaitPersistedUpdate)).toMatchObject({ status: 'AWAITING_PAYMENT' });
     expect(await handle.executeUpdate(cancelUpdate)).toMatchObject({
       status: 'CANCELLED',
@@ -244,9 +252,12 @@ describe("an operator and an order's workflow (Temporal's own tools)", () => {
     await expectSaleSettled(stores, redis, order.sku, { available: 2, reserved: 0, sold: 0 });
   });
 
-  it('a cancel Update by hand after a payment its row applied (its Signal not sent): refused NOT_CANCELLABLE, the order PAID', async () => {
-    const order = await orderAwaitingPayment();
-    const handle = handleOf(order);
+  it('a cancel Update by hand after a payment its row applied (its Signal not sent): refused NOT_CANCELLABLE, the order PAID', async ({
+    shop,
+  }) => {
+    const { stores, redis } = shop.testbed;
+    const order = await orderAwaitingPayment(shop);
+    const handle = handleOf(shop, order);
     const { row } = await stores.payments.recordPayment(
       { eventId: `evt-${order.orderNo}`, orderNo: order.orderNo, amountCents: order.totalCents },
       'webhook',

@@ -7,7 +7,7 @@
 import { ENDPOINT_DELIVERY_WORKFLOW_TYPE } from '../src/model/workflow-types.js';
 import { randomUUID } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { ROUND_MS } from '../src/activities/webhooks.js';
 import { endpointDeliveryWorkflowId } from '../src/model/delivery-workflow.js';
 import { EndpointDeliveryClient } from '../src/order-events/endpoint-delivery-client.js';
@@ -26,10 +26,7 @@ import {
   type ReceiverAnswer,
 } from '../stack/event-receiver.js';
 import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
-import type { Client } from '@temporalio/client';
-import type { AppConfig } from '../src/config/index.js';
-import type { Stores } from '../src/db/stores.js';
-import type { RedisClient } from '../src/infra/redis.js';
+import { testbedTest } from './helpers/stack-test.js';
 import { closeRow } from './helpers/orders.js';
 
 const ENV = {
@@ -40,33 +37,42 @@ const ENV = {
   EVENTS_POLL_INTERVAL: '200ms',
 };
 const queue = `deliveries-${randomUUID()}`;
-let testbed: PerQueueTestbed;
-let stores: Stores;
-let redis: RedisClient;
-let config: AppConfig;
-let temporal: Client;
-let box: EndpointSecretBox;
-let deliveries: EndpointDeliveryClient;
-const receivers: EventReceiver[] = [];
-const endpoints: string[] = [];
 
-beforeAll(async () => {
-  testbed = await openPerQueueTestbed({ ...ENV, TEMPORAL_TASK_QUEUE: `deliveries-${randomUUID()}` });
-  await testbed.startWorker(queue);
-  ({ stores, redis, config, temporal } = testbed);
-  box = new EndpointSecretBox(config.webhookDelivery.secretKeys);
-  deliveries = new EndpointDeliveryClient(temporal, { ...config, temporal: { ...config.temporal, taskQueue: queue } });
-});
+/** The file's worker on `queue`, and what its tests subscribe, start and must leave behind them. */
+interface Deliveries {
+  testbed: PerQueueTestbed;
+  box: EndpointSecretBox;
+  client: EndpointDeliveryClient;
+  receivers: EventReceiver[];
+  endpoints: string[];
+}
 
-afterAll(async () => {
-  // Disabled, so no other file's reconciler starts their deliveries again.
-  for (const endpointId of endpoints) await stores.webhooks.updateEndpoint(endpointId, { enabled: false });
-  await Promise.all(receivers.map((receiver) => receiver.close()));
-  await testbed?.close();
-});
+const it = testbedTest({ ...ENV, TEMPORAL_TASK_QUEUE: `deliveries-${randomUUID()}` }).extend(
+  'deliveries',
+  { scope: 'file' },
+  async ({ testbed }, { onCleanup }): Promise<Deliveries> => {
+    await testbed.startWorker(queue);
+    const { config, stores, temporal } = testbed;
+    const deliveries: Deliveries = {
+      testbed,
+      box: new EndpointSecretBox(config.webhookDelivery.secretKeys),
+      client: new EndpointDeliveryClient(temporal, { ...config, temporal: { ...config.temporal, taskQueue: queue } }),
+      receivers: [],
+      endpoints: [],
+    };
+    onCleanup(async () => {
+      // Disabled, so no other file's reconciler starts their deliveries again.
+      for (const endpointId of deliveries.endpoints)
+        await stores.webhooks.updateEndpoint(endpointId, { enabled: false });
+      await Promise.all(deliveries.receivers.map((receiver) => receiver.close()));
+    });
+    return deliveries;
+  },
+);
 
 /** A receiver verifying with `secrets()` (read at each request), answering as `answer` says. */
 async function startReceiver(
+  { receivers }: Deliveries,
   secrets: () => string[],
   answer: (id: string, seen: number) => ReceiverAnswer = () => ({ status: 204 }),
 ) {
@@ -76,7 +82,12 @@ async function startReceiver(
 }
 
 /** An endpoint as the admin API makes it (sealed secret), its delivery started. */
-async function subscribe(url: string, eventTypes: OrderEventType[] = [], includeShopperId = false) {
+async function subscribe(
+  { testbed: { stores }, box, client, endpoints }: Deliveries,
+  url: string,
+  eventTypes: OrderEventType[] = [],
+  includeShopperId = false,
+) {
   const endpointId = `ep_test_${randomUUID().slice(0, 8)}`;
   const secret = generateEndpointSecret();
   await stores.webhooks.createEndpoint({
@@ -88,12 +99,12 @@ async function subscribe(url: string, eventTypes: OrderEventType[] = [], include
     secretBox: box.seal(endpointId, secret),
   });
   endpoints.push(endpointId);
-  await deliveries.wake(endpointId, 5_000);
+  await client.wake(endpointId, 5_000);
   return { endpointId, secret };
 }
 
 /** An order AWAITING_PAYMENT, as its workflow's persist writes it; then the fact the test names. */
-async function order(fact: 'paid' | 'cancelled' | 'failed') {
+async function order({ stores, redis }: PerQueueTestbed, fact: 'paid' | 'cancelled' | 'failed') {
   const sale = await putOnSale(stores, redis, { stock: 1 });
   const orderNo = newOrderNo();
   const input = {
@@ -138,18 +149,21 @@ const EVENT_ORDER_FIELDS = [
 const mine = (received: ReceivedEvent[], orderNos: string[]) => received.filter((r) => orderNos.includes(r.orderNo));
 
 describe('a sale’s events reach the merchant', () => {
-  it('every fact once per event id, verified by standardwebhooks; only the types subscribed', async () => {
+  it('every fact once per event id, verified by standardwebhooks; only the types subscribed', async ({
+    testbed,
+    deliveries,
+  }) => {
     let secret = '';
-    const receiver = await startReceiver(() => [secret]);
-    ({ secret } = await subscribe(receiver.url));
+    const receiver = await startReceiver(deliveries, () => [secret]);
+    ({ secret } = await subscribe(deliveries, receiver.url));
     let paidSecret = '';
-    const paidOnly = await startReceiver(() => [paidSecret]);
-    ({ secret: paidSecret } = await subscribe(paidOnly.url, ['order.paid']));
+    const paidOnly = await startReceiver(deliveries, () => [paidSecret]);
+    ({ secret: paidSecret } = await subscribe(deliveries, paidOnly.url, ['order.paid']));
 
     const orders = await Promise.all(
       (['paid', 'paid', 'paid', 'cancelled', 'failed'] as const).map(async (fact) => ({
         fact,
-        ...(await order(fact)),
+        ...(await order(testbed, fact)),
       })),
     );
     const orderNos = orders.map((o) => o.orderNo);
@@ -186,14 +200,17 @@ describe('a sale’s events reach the merchant', () => {
     console.info(`[deliveries] 5 events, worst delay from the fact to the receiver: ${worstMs} ms`);
   });
 
-  it("an endpoint that asked for it gets the shopper's own id beside the reference; the others never do", async () => {
+  it("an endpoint that asked for it gets the shopper's own id beside the reference; the others never do", async ({
+    testbed,
+    deliveries,
+  }) => {
     let secret = '';
-    const receiver = await startReceiver(() => [secret]);
-    ({ secret } = await subscribe(receiver.url, ['order.paid'], true));
+    const receiver = await startReceiver(deliveries, () => [secret]);
+    ({ secret } = await subscribe(deliveries, receiver.url, ['order.paid'], true));
     let plainSecret = '';
-    const plain = await startReceiver(() => [plainSecret]);
-    ({ secret: plainSecret } = await subscribe(plain.url, ['order.paid']));
-    const paid = await order('paid');
+    const plain = await startReceiver(deliveries, () => [plainSecret]);
+    ({ secret: plainSecret } = await subscribe(deliveries, plain.url, ['order.paid']));
+    const paid = await order(testbed, 'paid');
     await waitFor(
       async () => mine(receiver.received, [paid.orderNo]).length > 0 && mine(plain.received, [paid.orderNo]).length > 0,
       { what: 'the paid event at both endpoints', timeoutMs: 20_000 },
@@ -205,15 +222,20 @@ describe('a sale’s events reach the merchant', () => {
     expect(without.userId).toBeUndefined();
   });
 
-  it('500, 500, then no answer within the attempt timeout, then 2xx: delivered on the 4th attempt, each attempt listed', async () => {
+  it('500, 500, then no answer within the attempt timeout, then 2xx: delivered on the 4th attempt, each attempt listed', async ({
+    testbed,
+    deliveries,
+  }) => {
+    const { stores } = testbed;
     let secret = '';
     const receiver = await startReceiver(
+      deliveries,
       () => [secret],
       (_id, seen) => (seen <= 2 ? { status: 500 } : seen === 3 ? { hangMs: 2_000 } : { status: 200 }),
     );
-    const endpoint = await subscribe(receiver.url);
+    const endpoint = await subscribe(deliveries, receiver.url);
     secret = endpoint.secret;
-    const paid = await order('paid');
+    const paid = await order(testbed, 'paid');
     await waitFor(async () => receiver.received.some((r) => r.id === paid.eventId), {
       what: 'the event after its retries',
       timeoutMs: 20_000,
@@ -237,24 +259,25 @@ describe('a sale’s events reach the merchant', () => {
     expect(attempts[2]?.error).toMatch(/time/i);
   });
 
-  it('a 429 with Retry-After: nothing more is sent to the endpoint before it', async () => {
+  it('a 429 with Retry-After: nothing more is sent to the endpoint before it', async ({ testbed, deliveries }) => {
     let secret = '';
     const arrivals: number[] = [];
     // The endpoint's first request of all is refused for 5 s; sends already under way beside it (other files' events
     // share the feed) arrive with it: no new one may start before Retry-After has passed, not even of an event
     // written after the refusal, which the feed gives out (2 s after its commit) while the endpoint still waits.
     const receiver = await startReceiver(
+      deliveries,
       () => [secret],
       () => {
         arrivals.push(Date.now());
         return arrivals.length === 1 ? { status: 429, headers: { 'retry-after': '5' } } : { status: 200 };
       },
     );
-    const endpoint = await subscribe(receiver.url);
+    const endpoint = await subscribe(deliveries, receiver.url);
     secret = endpoint.secret;
-    const paid = await order('paid');
+    const paid = await order(testbed, 'paid');
     await waitFor(async () => arrivals.length > 0, { what: 'the first send, refused', timeoutMs: 20_000 });
-    const paidDuringPause = await order('paid');
+    const paidDuringPause = await order(testbed, 'paid');
     // The refused event is sent again once Retry-After has passed: wait for that send and both paid events.
     await waitFor(
       async () =>
@@ -270,15 +293,17 @@ describe('a sale’s events reach the merchant', () => {
     ).toEqual([]);
   });
 
-  it('410 Gone disables the endpoint and ends its delivery workflow', async () => {
+  it('410 Gone disables the endpoint and ends its delivery workflow', async ({ testbed, deliveries }) => {
+    const { stores, temporal } = testbed;
     let secret = '';
     const receiver = await startReceiver(
+      deliveries,
       () => [secret],
       () => ({ status: 410 }),
     );
-    const endpoint = await subscribe(receiver.url);
+    const endpoint = await subscribe(deliveries, receiver.url);
     secret = endpoint.secret;
-    await order('paid');
+    await order(testbed, 'paid');
     await waitFor(async () => (await stores.webhooks.getEndpoint(endpoint.endpointId))?.enabled === false, {
       what: 'the endpoint disabled',
       timeoutMs: 20_000,
@@ -292,17 +317,22 @@ describe('a sale’s events reach the merchant', () => {
     expect((await handle.describe()).type).toBe(ENDPOINT_DELIVERY_WORKFLOW_TYPE);
   });
 
-  it('a rotation signs with both secrets during its overlap: a receiver with either verifies', async () => {
+  it('a rotation signs with both secrets during its overlap: a receiver with either verifies', async ({
+    testbed,
+    deliveries,
+  }) => {
+    const { stores } = testbed;
+    const { box } = deliveries;
     let secrets: string[] = [];
-    const receiver = await startReceiver(() => secrets);
-    const endpoint = await subscribe(receiver.url);
+    const receiver = await startReceiver(deliveries, () => secrets);
+    const endpoint = await subscribe(deliveries, receiver.url);
     const newSecret = generateEndpointSecret();
     await stores.webhooks.rotateSecret(endpoint.endpointId, box.seal(endpoint.endpointId, newSecret), {
       oldUntil: new Date(Date.now() + 3_600_000),
       replaceAll: false,
     });
     secrets = [endpoint.secret, newSecret];
-    const paid = await order('paid');
+    const paid = await order(testbed, 'paid');
     await waitFor(async () => receiver.received.find((r) => r.id === paid.eventId), {
       what: 'the event',
       timeoutMs: 20_000,
@@ -316,18 +346,23 @@ describe('a sale’s events reach the merchant', () => {
 });
 
 describe('deliveries never compete with orders', () => {
-  it("a refusing endpoint's deep backlog runs on the deliveries' own queue, and a sale's checkouts and cancels answer as ever", async () => {
+  it("a refusing endpoint's deep backlog runs on the deliveries' own queue, and a sale's checkouts and cancels answer as ever", async ({
+    testbed,
+    deliveries,
+  }) => {
+    const { stores, redis, temporal, config } = testbed;
     let secret = '';
     const refusing = await startReceiver(
+      deliveries,
       () => [secret],
       () => ({ status: 500 }),
     );
-    ({ secret } = await subscribe(refusing.url));
-    const { endpointId } = await subscribe(refusing.url);
+    ({ secret } = await subscribe(deliveries, refusing.url));
+    const { endpointId } = await subscribe(deliveries, refusing.url);
     // A backlog of 300 events, each refused and retried from 200 ms, doubling.
     await Promise.all(
       Array.from({ length: 6 }, async () => {
-        for (let i = 0; i < 50; i++) await order('cancelled');
+        for (let i = 0; i < 50; i++) await order(testbed, 'cancelled');
       }),
     );
     await waitFor(async () => refusing.summary().requests > 200, {
@@ -374,7 +409,12 @@ describe('deliveries never compete with orders', () => {
 });
 
 describe('an endpoint down for longer than the retry period', () => {
-  it('gives each delivery up, and the receiver catches up from the feed with the cursor it kept', async () => {
+  it('gives each delivery up, and the receiver catches up from the feed with the cursor it kept', async ({
+    testbed,
+    deliveries,
+  }) => {
+    const { stores, config } = testbed;
+    const { box, endpoints } = deliveries;
     const short: PerQueueTestbed = await openPerQueueTestbed({
       ...ENV,
       EVENTS_RETRY_PERIOD: '2s',
@@ -392,7 +432,7 @@ describe('an endpoint down for longer than the retry period', () => {
         page = await feed.read({ after: kept, limit: 500 });
       }
 
-      const receiver = await startReceiver(() => []);
+      const receiver = await startReceiver(deliveries, () => []);
       await receiver.close(); // down: every attempt is refused by the closed port
       const endpointId = `ep_test_${randomUUID().slice(0, 8)}`;
       await stores.webhooks.createEndpoint({
@@ -407,7 +447,7 @@ describe('an endpoint down for longer than the retry period', () => {
         ...short.config,
         temporal: { ...short.config.temporal, taskQueue: shortQueue },
       }).wake(endpointId, 5_000);
-      const lost = await Promise.all([order('paid'), order('cancelled')]);
+      const lost = await Promise.all([order(testbed, 'paid'), order(testbed, 'cancelled')]);
       await waitFor(
         async () => {
           const rows = await Promise.all(lost.map((o) => stores.webhooks.deliveryOf(endpointId, o.eventId)));
@@ -431,7 +471,12 @@ describe('an endpoint down for longer than the retry period', () => {
 });
 
 describe('every deployment mode', () => {
-  it('an unversioned worker (WORKER_VERSIONING=false) delivers as a versioned one does, and ends its round when it stops', async () => {
+  it('an unversioned worker (WORKER_VERSIONING=false) delivers as a versioned one does, and ends its round when it stops', async ({
+    testbed,
+    deliveries,
+  }) => {
+    const { stores, temporal } = testbed;
+    const { box, endpoints } = deliveries;
     const unversioned = await openPerQueueTestbed({
       ...ENV,
       WORKER_VERSIONING: 'false',
@@ -442,7 +487,7 @@ describe('every deployment mode', () => {
       const unversionedQueue = `deliveries-unversioned-${randomUUID()}`;
       await unversioned.startWorker(unversionedQueue);
       let secret = '';
-      const receiver = await startReceiver(() => [secret]);
+      const receiver = await startReceiver(deliveries, () => [secret]);
       const endpointId = `ep_test_${randomUUID().slice(0, 8)}`;
       secret = generateEndpointSecret();
       await stores.webhooks.createEndpoint({
@@ -457,7 +502,7 @@ describe('every deployment mode', () => {
         ...unversioned.config,
         temporal: { ...unversioned.config.temporal, taskQueue: unversionedQueue },
       }).wake(endpointId, 5_000);
-      const paid = await order('paid');
+      const paid = await order(testbed, 'paid');
       await waitFor(async () => mine(receiver.received, [paid.orderNo]).length > 0, {
         what: 'the event delivered by the unversioned worker',
         timeoutMs: 20_000,

@@ -4,38 +4,25 @@
  * admin's. Its order under every interleaving of commits, and its retention: order-event-feed.test.ts.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningApi } from '../src/api/server.js';
-import type { Stores } from '../src/db/stores.js';
-import type { RedisClient } from '../src/infra/redis.js';
+import { describe, expect } from 'vitest';
 import type { OrderEventType } from '../src/model/order-workflow.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { waitFor } from '../stack/wait-for.js';
 import { openDispute, putOnSale } from './helpers/fixtures.js';
-import { API_TEST_ENV, startTestApp, TEST_ADMIN_TOKEN, type TestApp } from './helpers/app.js';
+import { API_TEST_ENV, TEST_ADMIN_TOKEN, type TestApp } from './helpers/app.js';
 import { replyOf, type Reply } from './helpers/http.js';
 import { closeRow } from './helpers/orders.js';
+import { appTest } from './helpers/stack-test.js';
 
 const EVENTS_TOKEN = 'events-reader-token-0123456789';
-let app: TestApp;
-let api: RunningApi;
-let stores: Stores;
-let redis: RedisClient;
+const it = appTest('order-events', { ...API_TEST_ENV, EVENTS_READ_TOKEN: EVENTS_TOKEN });
 
-beforeAll(async () => {
-  app = await startTestApp('order-events', { ...API_TEST_ENV, EVENTS_READ_TOKEN: EVENTS_TOKEN });
-  ({ api, stores, redis } = app);
-});
-
-afterAll(async () => {
-  await app?.close();
-});
-
-const feed = (query: string, token = EVENTS_TOKEN): Promise<Reply> =>
-  replyOf(api.url, 'GET', `/api/admin/events${query}`, { token });
+const feed = (app: TestApp, query: string, token = EVENTS_TOKEN): Promise<Reply> =>
+  replyOf(app.api.url, 'GET', `/api/admin/events${query}`, { token });
 
 /** An order row AWAITING_PAYMENT on a fresh sale, as its workflow's persist writes it. */
 async function persistedOrder(
+  { stores, redis }: TestApp,
   window = 30 * 60_000,
   shopper?: string,
 ): Promise<{ orderNo: string; sku: string; totalCents: number }> {
@@ -54,17 +41,17 @@ async function persistedOrder(
   return { orderNo, sku: sale.sku, totalCents: sale.priceCents };
 }
 
-const typesOf = async (orderNo: string): Promise<OrderEventType[]> =>
+const typesOf = async ({ stores }: TestApp, orderNo: string): Promise<OrderEventType[]> =>
   (await stores.events.eventsOf(orderNo)).map((event) => event.type);
 
 /** Every event the feed gives from `after` on, page by page (`limit` each), once the feed has caught up. */
-async function readAll(after: string | undefined, limit: number, until: (ids: string[]) => boolean) {
+async function readAll(app: TestApp, after: string | undefined, limit: number, until: (ids: string[]) => boolean) {
   return waitFor(
     async () => {
       const ids: string[] = [];
       let cursor = after;
       for (;;) {
-        const reply = await feed(`?limit=${limit}${cursor ? `&after=${cursor}` : ''}`);
+        const reply = await feed(app, `?limit=${limit}${cursor ? `&after=${cursor}` : ''}`);
         expect(reply.status).toBe(200);
         ids.push(...(reply.body.items as Array<{ id: string }>).map((event) => event.id));
         cursor = reply.body.nextCursor as string;
@@ -77,8 +64,9 @@ async function readAll(after: string | undefined, limit: number, until: (ids: st
 }
 
 describe('each fact its event, once, with the order as it stood', () => {
-  it('paid: one order.paid; a second payment (refunded ALREADY_PAID) writes none', async () => {
-    const order = await persistedOrder();
+  it('paid: one order.paid; a second payment (refunded ALREADY_PAID) writes none', async ({ app }) => {
+    const { stores } = app;
+    const order = await persistedOrder(app);
     const pay = (eventId: string) =>
       stores.payments.recordPayment({ eventId, orderNo: order.orderNo, amountCents: order.totalCents }, 'webhook');
     expect((await pay(`evt-a-${order.orderNo}`)).row.outcome).toBe('APPLIED');
@@ -93,15 +81,16 @@ describe('each fact its event, once, with the order as it stood', () => {
     expect(paid?.createdAt).toEqual(paid?.order.paidAt);
   });
 
-  it('cancelled (its reason) and failed: one event each, however often the close runs', async () => {
-    const cancelled = await persistedOrder();
+  it('cancelled (its reason) and failed: one event each, however often the close runs', async ({ app }) => {
+    const { stores } = app;
+    const cancelled = await persistedOrder(app);
     for (let run = 0; run < 2; run++)
       await closeRow(stores, cancelled.orderNo, { kind: 'CANCEL', reason: 'USER_CANCELLED' });
     const [event] = await stores.events.eventsOf(cancelled.orderNo);
-    expect(await typesOf(cancelled.orderNo)).toEqual(['order.cancelled']);
+    expect(await typesOf(app, cancelled.orderNo)).toEqual(['order.cancelled']);
     expect(event?.order).toMatchObject({ status: 'CANCELLED', cancelReason: 'USER_CANCELLED' });
 
-    const failed = await persistedOrder();
+    const failed = await persistedOrder(app);
     const input = {
       orderNo: failed.orderNo,
       sku: failed.sku,
@@ -113,7 +102,7 @@ describe('each fact its event, once, with the order as it stood', () => {
     };
     await closeRow(stores, failed.orderNo, { kind: 'FAIL', reason: 'PromiseExpired: test' });
     await closeRow(stores, failed.orderNo, { kind: 'FAIL', reason: 'PromiseExpired: test' });
-    expect(await typesOf(failed.orderNo)).toEqual(['order.failed']);
+    expect(await typesOf(app, failed.orderNo)).toEqual(['order.failed']);
 
     // Given up before any row: the FAILED row and its event in one transaction.
     const givenUp = { ...input, orderNo: newOrderNo() };
@@ -123,15 +112,18 @@ describe('each fact its event, once, with the order as it stood', () => {
     expect((await stores.orders.close(givenUp, { kind: 'FAIL', reason: 'OutOfStockInDatabase' })).outcome).toBe(
       'FAILED',
     );
-    expect(await typesOf(givenUp.orderNo)).toEqual(['order.failed']);
+    expect(await typesOf(app, givenUp.orderNo)).toEqual(['order.failed']);
   });
 
-  it("names the shopper by an opaque reference, the same for each of their orders, and gives no failure's text", async () => {
+  it("names the shopper by an opaque reference, the same for each of their orders, and gives no failure's text", async ({
+    app,
+  }) => {
+    const { stores } = app;
     const shopper = `events-shopper-${randomUUID()}`;
     const [failed, paid, another] = [
-      await persistedOrder(undefined, shopper),
-      await persistedOrder(undefined, shopper),
-      await persistedOrder(),
+      await persistedOrder(app, undefined, shopper),
+      await persistedOrder(app, undefined, shopper),
+      await persistedOrder(app),
     ];
     await closeRow(stores, failed.orderNo, { kind: 'FAIL', reason: 'ReservationLost: an internal detail' });
     for (const order of [paid, another])
@@ -145,7 +137,7 @@ describe('each fact its event, once, with the order as it stood', () => {
         const found = new Map<string, { type: string; data: { order: Record<string, unknown> } }>();
         let cursor: string | undefined;
         for (;;) {
-          const reply = await feed(`?limit=500${cursor ? `&after=${cursor}` : ''}`);
+          const reply = await feed(app, `?limit=500${cursor ? `&after=${cursor}` : ''}`);
           for (const event of reply.body.items)
             if (wanted.includes(event.data.order.orderNo)) found.set(event.data.order.orderNo, event);
           cursor = reply.body.nextCursor as string;
@@ -172,8 +164,11 @@ describe('each fact its event, once, with the order as it stood', () => {
     expect(ofAnother.customer).not.toBe(ofPaid.customer);
   });
 
-  it('money taken back: a dispute opened and lost, a refund that went through; our own refund executed', async () => {
-    const order = await persistedOrder();
+  it('money taken back: a dispute opened and lost, a refund that went through; our own refund executed', async ({
+    app,
+  }) => {
+    const { stores } = app;
+    const order = await persistedOrder(app);
     const intentId = `pi_${order.orderNo}`;
     await stores.payments.recordPayment(
       { eventId: `evt-${order.orderNo}`, orderNo: order.orderNo, amountCents: order.totalCents },
@@ -190,7 +185,7 @@ describe('each fact its event, once, with the order as it stood', () => {
       providerStatus: 'succeeded',
       stage: 2,
     });
-    expect(await typesOf(order.orderNo)).toEqual([
+    expect(await typesOf(app, order.orderNo)).toEqual([
       'order.paid',
       'order.disputed',
       'order.dispute_closed',
@@ -211,9 +206,12 @@ describe('each fact its event, once, with the order as it stood', () => {
 });
 
 describe('the feed', () => {
-  it('walks every event once, in the order committed, page by page; types filter; tokens and bad input refused', async () => {
-    const start = (await feed('?limit=500')).body.nextCursor as string;
-    const orders = await Promise.all([persistedOrder(), persistedOrder(), persistedOrder()]);
+  it('walks every event once, in the order committed, page by page; types filter; tokens and bad input refused', async ({
+    app,
+  }) => {
+    const { api, stores } = app;
+    const start = (await feed(app, '?limit=500')).body.nextCursor as string;
+    const orders = await Promise.all([persistedOrder(app), persistedOrder(app), persistedOrder(app)]);
     for (const order of orders)
       await stores.payments.recordPayment(
         { eventId: `evt-${order.orderNo}`, orderNo: order.orderNo, amountCents: order.totalCents },
@@ -222,14 +220,14 @@ describe('the feed', () => {
     await closeRow(stores, orders[2]!.orderNo, { kind: 'CANCEL', reason: 'OPERATOR_CANCELLED' });
     const written = orders.map((order) => `${order.orderNo}.order.paid`);
     for (const limit of [1, 2, 100]) {
-      const { ids } = await readAll(start, limit, (seen) => written.every((id) => seen.includes(id)));
+      const { ids } = await readAll(app, start, limit, (seen) => written.every((id) => seen.includes(id)));
       expect(ids.filter((id) => written.includes(id))).toEqual(written);
       expect(new Set(ids).size).toBe(ids.length);
     }
     // Other test files write events on this stack too: page on (paid only) until ours.
     const paidOnly: Array<{ id: string; type: string }> = [];
     for (let cursor = start; ;) {
-      const page = await feed(`?after=${cursor}&types=order.paid&limit=500`);
+      const page = await feed(app, `?after=${cursor}&types=order.paid&limit=500`);
       paidOnly.push(...(page.body.items as Array<{ id: string; type: string }>));
       cursor = page.body.nextCursor as string;
       if (page.body.items.length < 500 || paidOnly.some((event) => event.id === written[0])) break;
@@ -243,10 +241,10 @@ describe('the feed', () => {
       data: { order: { orderNo: orders[0]!.orderNo, status: 'PAID' } },
     });
 
-    expect((await feed('?limit=1', TEST_ADMIN_TOKEN)).status).toBe(200);
-    expect((await feed('?limit=1', 'not-the-token')).body).toMatchObject({ error: { code: 'UNAUTHORIZED' } });
+    expect((await feed(app, '?limit=1', TEST_ADMIN_TOKEN)).status).toBe(200);
+    expect((await feed(app, '?limit=1', 'not-the-token')).body).toMatchObject({ error: { code: 'UNAUTHORIZED' } });
     for (const bad of ['?after=nope', '?types=order.shipped', '?types=order.paid,', '?limit=0', '?limit=501'])
-      expect((await feed(bad)).body, bad).toMatchObject({ error: { code: 'INVALID_REQUEST' } });
+      expect((await feed(app, bad)).body, bad).toMatchObject({ error: { code: 'INVALID_REQUEST' } });
     // The document says the same of `types`: the list as a pattern of the types, no wider.
     const documented = (await replyOf(api.url, 'GET', '/openapi.json')).body.paths['/api/admin/events'].get.parameters;
     const pattern = new RegExp(documented.find((p: { name: string }) => p.name === 'types').schema.pattern);

@@ -10,7 +10,7 @@
  * An order is held PENDING (persistence retrying) by pendingOrder below.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { ApiMetrics } from '../src/api/metrics.js';
 import { startApi } from '../src/api/server.js';
 import { RedisInventory } from '../src/redis/redis-inventory.js';
@@ -19,28 +19,21 @@ import { newOrderNo } from '../src/order/order-numbers.js';
 import { OrderStatusReader } from '../src/order/status-reads.js';
 import { waitFor } from '../stack/wait-for.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
-import { API_TEST_ENV, TEST_ADMIN_TOKEN as ADMIN, startTestApp, type TestApp } from './helpers/app.js';
+import { API_TEST_ENV, TEST_ADMIN_TOKEN as ADMIN, type TestApp } from './helpers/app.js';
 import { awaitClosed } from './helpers/orders.js';
 import { saleThroughApi, uniqueSku } from './helpers/fixtures.js';
 import { httpAt, httpRequest, type HttpOptions, type HttpReply } from './helpers/http.js';
+import { appTest } from './helpers/stack-test.js';
 
-let app: TestApp;
-
-beforeAll(async () => {
-  app = await startTestApp('status-reads', {
-    ...API_TEST_ENV,
-    RATE_LIMIT_CHECKOUT: 'off',
-    STATUS_CACHE_MS: '60000',
-    // One long-poll at a time in this process: the bound's test needs it; the other tests hold at most one.
-    STATUS_LONG_POLL_MAX_WAITERS: '1',
-  });
+const it = appTest('status-reads', {
+  ...API_TEST_ENV,
+  RATE_LIMIT_CHECKOUT: 'off',
+  STATUS_CACHE_MS: '60000',
+  // One long-poll at a time in this process: the bound's test needs it; the other tests hold at most one.
+  STATUS_LONG_POLL_MAX_WAITERS: '1',
 });
 
-afterAll(async () => {
-  await app?.close();
-});
-
-const http = (method: string, path: string, options: HttpOptions = {}): Promise<HttpReply> =>
+const http = (app: TestApp, method: string, path: string, options: HttpOptions = {}): Promise<HttpReply> =>
   httpRequest(app.api.url, method, path, options);
 
 /**
@@ -55,29 +48,29 @@ function expectLongPollAnswer(answer: HttpReply, changed: boolean, order: Record
 /**
  * The order's answer once its status reads `status`; a final status must show within seconds, whatever the cache holds.
  */
-async function shownAs(orderNo: string, token: string, status: string): Promise<HttpReply['body']> {
+async function shownAs(app: TestApp, orderNo: string, token: string, status: string): Promise<HttpReply['body']> {
   return waitFor(
     async () => {
-      const reply = await http('GET', `/api/orders/${orderNo}`, { token });
+      const reply = await http(app, 'GET', `/api/orders/${orderNo}`, { token });
       return reply.body.status === status && reply.body;
     },
     { what: `order ${orderNo} to show ${status}`, timeoutMs: 10_000 },
   );
 }
 
-async function createSale(): Promise<string> {
+async function createSale(app: TestApp): Promise<string> {
   const sale = { sku: uniqueSku('READ'), name: 'Status reads', priceCents: 1_500, stock: 20, perUserLimit: 5 };
   return (await saleThroughApi(app.api.url, ADMIN, sale)).sku;
 }
 
-async function checkout(sku: string, token: string): Promise<string> {
-  const reply = await http('POST', '/api/checkout', { json: { sku, quantity: 1 }, token });
+async function checkout(app: TestApp, sku: string, token: string): Promise<string> {
+  const reply = await http(app, 'POST', '/api/checkout', { json: { sku, quantity: 1 }, token });
   expect(reply.status).toBe(202);
   return reply.body.orderNo as string;
 }
 
 /** The API's status-read counters by source, and its current long-poll waiters, from GET /metrics. */
-async function statusMetrics(): Promise<{
+async function statusMetrics(app: TestApp): Promise<{
   cache: number;
   coalesced: number;
   database: number;
@@ -103,9 +96,10 @@ async function statusMetrics(): Promise<{
  * promise answers, PENDING. `release` puts the record back; the next attempt persists the order.
  */
 async function pendingOrder(
+  app: TestApp,
   userId: string,
 ): Promise<{ sku: string; orderNo: string; token: string; release(): Promise<void> }> {
-  const sku = await createSale();
+  const sku = await createSale(app);
   const token = await app.auth.issue(userId);
   const now = Date.now();
   const orderNo = newOrderNo(now);
@@ -142,12 +136,12 @@ async function pendingOrder(
   };
 }
 
-async function awaitingOrder(userId: string): Promise<{ sku: string; orderNo: string; token: string }> {
-  const sku = await createSale();
+async function awaitingOrder(app: TestApp, userId: string): Promise<{ sku: string; orderNo: string; token: string }> {
+  const sku = await createSale(app);
   const token = await app.auth.issue(userId);
-  const orderNo = await checkout(sku, token);
+  const orderNo = await checkout(app, sku, token);
   await waitFor(
-    async () => (await http('GET', `/api/orders/${orderNo}`, { token })).body.status === 'AWAITING_PAYMENT',
+    async () => (await http(app, 'GET', `/api/orders/${orderNo}`, { token })).body.status === 'AWAITING_PAYMENT',
     {
       what: `order ${orderNo} to be AWAITING_PAYMENT`,
       timeoutMs: 15_000,
@@ -157,8 +151,10 @@ async function awaitingOrder(userId: string): Promise<{ sku: string; orderNo: st
 }
 
 describe('OrderStatusReader', () => {
-  it('shares one read of the row among concurrent reads of one order (single-flight), counted by the metric', async () => {
-    const { orderNo } = await awaitingOrder('reader-flight');
+  it('shares one read of the row among concurrent reads of one order (single-flight), counted by the metric', async ({
+    app,
+  }) => {
+    const { orderNo } = await awaitingOrder(app, 'reader-flight');
     const metrics = new ApiMetrics({ defaultMetrics: false });
     // The cache off: only single-flight can explain one read for twenty.
     const reader = new OrderStatusReader(app.lookup, {
@@ -183,8 +179,8 @@ describe('OrderStatusReader', () => {
 });
 
 describe('OrderStatusReader cache bounds', () => {
-  it('serves AWAITING_PAYMENT from the cache for at most cacheMs, then reads the row again', async () => {
-    const { orderNo } = await awaitingOrder('reader-expiry');
+  it('serves AWAITING_PAYMENT from the cache for at most cacheMs, then reads the row again', async ({ app }) => {
+    const { orderNo } = await awaitingOrder(app, 'reader-expiry');
     const metrics = new ApiMetrics({ defaultMetrics: false });
     const reader = new OrderStatusReader(app.lookup, {
       cacheMs: 400,
@@ -206,9 +202,11 @@ describe('OrderStatusReader cache bounds', () => {
     expect({ database: await count('database'), cache: await count('cache') }).toEqual({ database: 2, cache: 1 });
   });
 
-  it('never serves AWAITING_PAYMENT past its paymentDeadline: the timeout shows despite a 60 s cache, and ends a long-poll', async () => {
+  it('never serves AWAITING_PAYMENT past its paymentDeadline: the timeout shows despite a 60 s cache, and ends a long-poll', async ({
+    app,
+  }) => {
     // An order with a 4 s payment window, started as the checkout does.
-    const sku = await createSale();
+    const sku = await createSale(app);
     const userId = 'reader-deadline';
     const token = await app.auth.issue(userId);
     const now = Date.now();
@@ -234,21 +232,21 @@ describe('OrderStatusReader cache bounds', () => {
       }),
     ).toBe('STARTED');
     await waitFor(
-      async () => (await http('GET', `/api/orders/${orderNo}`, { token })).body.status === 'AWAITING_PAYMENT',
+      async () => (await http(app, 'GET', `/api/orders/${orderNo}`, { token })).body.status === 'AWAITING_PAYMENT',
       {
         what: `order ${orderNo} to be AWAITING_PAYMENT`,
         timeoutMs: 15_000,
       },
     );
-    const before = await statusMetrics();
-    const cached = await http('GET', `/api/orders/${orderNo}`, { token });
+    const before = await statusMetrics(app);
+    const cached = await http(app, 'GET', `/api/orders/${orderNo}`, { token });
     expect(cached.body.status).toBe('AWAITING_PAYMENT');
-    expect((await statusMetrics()).cache - before.cache).toBe(1);
+    expect((await statusMetrics(app)).cache - before.cache).toBe(1);
     // 4 s from when the order became payable, a moment after the reservation.
     const deadline = Date.parse(cached.body.paymentDeadline);
     expect(deadline - now).toBeGreaterThanOrEqual(4_000);
 
-    const answer = await http('GET', `/api/orders/${orderNo}?waitForChange=AWAITING_PAYMENT&timeoutSeconds=25`, {
+    const answer = await http(app, 'GET', `/api/orders/${orderNo}?waitForChange=AWAITING_PAYMENT&timeoutSeconds=25`, {
       token,
     });
     expectLongPollAnswer(answer, true, { orderNo, status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
@@ -259,19 +257,19 @@ describe('OrderStatusReader cache bounds', () => {
 });
 
 describe('GET /api/orders/:orderNo through the status reader', () => {
-  it('never serves PENDING from the cache, and serves AWAITING_PAYMENT from it', async () => {
-    const order = await pendingOrder('reader-cache');
+  it('never serves PENDING from the cache, and serves AWAITING_PAYMENT from it', async ({ app }) => {
+    const order = await pendingOrder(app, 'reader-cache');
     const { orderNo, token } = order;
     let released = false;
     try {
-      const before = await statusMetrics();
+      const before = await statusMetrics(app);
       for (let i = 0; i < 3; i++) {
-        const reply = await http('GET', `/api/orders/${orderNo}`, { token });
+        const reply = await http(app, 'GET', `/api/orders/${orderNo}`, { token });
         expect(reply.status).toBe(200);
         expect(reply.body.status).toBe('PENDING');
       }
       // Its promise answers (no row yet), never from memory.
-      const pending = await statusMetrics();
+      const pending = await statusMetrics(app);
       expect(pending.stores - before.stores).toBe(3);
       expect(pending.cache - before.cache).toBe(0);
       await order.release();
@@ -280,34 +278,34 @@ describe('GET /api/orders/:orderNo through the status reader', () => {
       if (!released) await order.release();
     }
     await waitFor(
-      async () => (await http('GET', `/api/orders/${orderNo}`, { token })).body.status === 'AWAITING_PAYMENT',
+      async () => (await http(app, 'GET', `/api/orders/${orderNo}`, { token })).body.status === 'AWAITING_PAYMENT',
       {
         what: 'the order to be persisted',
         timeoutMs: 30_000,
       },
     );
-    const before = await statusMetrics();
+    const before = await statusMetrics(app);
     for (let i = 0; i < 3; i++) {
-      const reply = await http('GET', `/api/orders/${orderNo}`, { token });
+      const reply = await http(app, 'GET', `/api/orders/${orderNo}`, { token });
       expect(reply.body).toMatchObject({ orderNo, status: 'AWAITING_PAYMENT' });
     }
-    const after = await statusMetrics();
+    const after = await statusMetrics(app);
     expect(after.cache - before.cache).toBe(3);
     expect(after.database - before.database).toBe(0);
   });
 
-  it('a payment delivered through this API shows at once despite the 60 s cache', async () => {
-    const { orderNo, token } = await awaitingOrder('reader-pay');
+  it('a payment delivered through this API shows at once despite the 60 s cache', async ({ app }) => {
+    const { orderNo, token } = await awaitingOrder(app, 'reader-pay');
     // Cached now (awaitingOrder's last read); one more read proves it.
-    const before = await statusMetrics();
-    expect((await http('GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('AWAITING_PAYMENT');
-    expect((await statusMetrics()).cache - before.cache).toBe(1);
+    const before = await statusMetrics(app);
+    expect((await http(app, 'GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('AWAITING_PAYMENT');
+    expect((await statusMetrics(app)).cache - before.cache).toBe(1);
 
-    const paid = await http('POST', '/api/dev/simulate-payment', { json: { orderNo }, token });
+    const paid = await http(app, 'POST', '/api/dev/simulate-payment', { json: { orderNo }, token });
     expect(paid.body).toMatchObject({ received: true, outcome: 'APPLIED' });
     const startedAt = Date.now();
     // Applied as it was recorded (the order row decides it): shown at once, not after the cache's 60 s.
-    const final = await shownAs(orderNo, token, 'PAID');
+    const final = await shownAs(app, orderNo, token, 'PAID');
     expect(final.paidAt).toEqual(expect.any(String));
     expect(Date.now() - startedAt).toBeLessThan(10_000);
     // Decided: served from the cache from now on, once the workflow's close (told after the payment was applied as it
@@ -315,22 +313,22 @@ describe('GET /api/orders/:orderNo through the status reader', () => {
     await awaitClosed(app.temporal, orderNo);
     await waitFor(
       async () => {
-        const cachedBefore = (await statusMetrics()).cache;
-        expect((await http('GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('PAID');
-        return (await statusMetrics()).cache - cachedBefore === 1;
+        const cachedBefore = (await statusMetrics(app)).cache;
+        expect((await http(app, 'GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('PAID');
+        return (await statusMetrics(app)).cache - cachedBefore === 1;
       },
       { what: `${orderNo} served from the cache`, timeoutMs: 10_000 },
     );
-    const cachedBefore = (await statusMetrics()).cache;
-    expect((await http('GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('PAID');
-    expect((await statusMetrics()).cache - cachedBefore).toBe(1);
+    const cachedBefore = (await statusMetrics(app)).cache;
+    expect((await http(app, 'GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('PAID');
+    expect((await statusMetrics(app)).cache - cachedBefore).toBe(1);
   });
 
-  it('a cancel delivered through this API shows at once despite the 60 s cache', async () => {
-    const { orderNo, token } = await awaitingOrder('reader-cancel');
-    expect((await http('GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('AWAITING_PAYMENT');
-    expect((await http('POST', `/api/orders/${orderNo}/cancel`, { token })).status).toBe(202);
-    const final = await shownAs(orderNo, token, 'CANCELLED');
+  it('a cancel delivered through this API shows at once despite the 60 s cache', async ({ app }) => {
+    const { orderNo, token } = await awaitingOrder(app, 'reader-cancel');
+    expect((await http(app, 'GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('AWAITING_PAYMENT');
+    expect((await http(app, 'POST', `/api/orders/${orderNo}/cancel`, { token })).status).toBe(202);
+    const final = await shownAs(app, orderNo, token, 'CANCELLED');
     expect(final.cancelReason).toBe('USER_CANCELLED');
   });
 });
@@ -339,18 +337,18 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
   const waitPath = (orderNo: string, status: string, timeoutSeconds?: number) =>
     `/api/orders/${orderNo}?waitForChange=${status}${timeoutSeconds === undefined ? '' : `&timeoutSeconds=${timeoutSeconds}`}`;
 
-  it('answers as soon as a PENDING order is persisted', async () => {
-    const order = await pendingOrder('poller-change');
+  it('answers as soon as a PENDING order is persisted', async ({ app }) => {
+    const order = await pendingOrder(app, 'poller-change');
     let released = false;
     try {
       await waitFor(
         async () =>
-          (await http('GET', `/api/orders/${order.orderNo}`, { token: order.token })).body.status === 'PENDING',
+          (await http(app, 'GET', `/api/orders/${order.orderNo}`, { token: order.token })).body.status === 'PENDING',
         { what: `${order.orderNo} read PENDING`, timeoutMs: 15_000 },
       );
       const startedAt = Date.now();
       let settled = false;
-      const reply = http('GET', waitPath(order.orderNo, 'PENDING', 25), { token: order.token }).finally(
+      const reply = http(app, 'GET', waitPath(order.orderNo, 'PENDING', 25), { token: order.token }).finally(
         () => (settled = true),
       );
       await sleep(800);
@@ -365,43 +363,47 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
     }
   });
 
-  it('answers at once when the status already differs', async () => {
-    const { orderNo, token } = await awaitingOrder('poller-already');
+  it('answers at once when the status already differs', async ({ app }) => {
+    const { orderNo, token } = await awaitingOrder(app, 'poller-already');
     const startedAt = Date.now();
-    const answer = await http('GET', waitPath(orderNo, 'PENDING', 20), { token });
+    const answer = await http(app, 'GET', waitPath(orderNo, 'PENDING', 20), { token });
     expectLongPollAnswer(answer, true, { status: 'AWAITING_PAYMENT' });
     expect(Date.now() - startedAt).toBeLessThan(2_000);
   });
 
-  it('answers after the timeout with the current order when nothing changes', async () => {
-    const { orderNo, token } = await awaitingOrder('poller-timeout');
+  it('answers after the timeout with the current order when nothing changes', async ({ app }) => {
+    const { orderNo, token } = await awaitingOrder(app, 'poller-timeout');
     const startedAt = Date.now();
-    const answer = await http('GET', waitPath(orderNo, 'AWAITING_PAYMENT', 1), { token });
+    const answer = await http(app, 'GET', waitPath(orderNo, 'AWAITING_PAYMENT', 1), { token });
     const elapsed = Date.now() - startedAt;
     expectLongPollAnswer(answer, false, { orderNo, status: 'AWAITING_PAYMENT' });
     expect(elapsed).toBeGreaterThanOrEqual(950);
     expect(elapsed).toBeLessThan(5_000);
     // A plain GET carries no such header.
-    expect((await http('GET', `/api/orders/${orderNo}`, { token })).headers.get('order-status-changed')).toBeNull();
+    expect(
+      (await http(app, 'GET', `/api/orders/${orderNo}`, { token })).headers.get('order-status-changed'),
+    ).toBeNull();
   });
 
-  it('a payment through this API wakes the waiter at once (the 60 s cache would hold it until the timeout)', async () => {
-    const { orderNo, token } = await awaitingOrder('poller-wake');
+  it('a payment through this API wakes the waiter at once (the 60 s cache would hold it until the timeout)', async ({
+    app,
+  }) => {
+    const { orderNo, token } = await awaitingOrder(app, 'poller-wake');
     const startedAt = Date.now();
-    const waiting = http('GET', waitPath(orderNo, 'AWAITING_PAYMENT', 25), { token });
-    await waitFor(async () => (await statusMetrics()).waiters === 1, {
+    const waiting = http(app, 'GET', waitPath(orderNo, 'AWAITING_PAYMENT', 25), { token });
+    await waitFor(async () => (await statusMetrics(app)).waiters === 1, {
       what: 'the long-poll to wait',
       timeoutMs: 5_000,
     });
-    const paid = await http('POST', '/api/dev/simulate-payment', { json: { orderNo }, token });
+    const paid = await http(app, 'POST', '/api/dev/simulate-payment', { json: { orderNo }, token });
     expect(paid.body.outcome).toBe('APPLIED');
     const answer = await waiting;
     expectLongPollAnswer(answer, true, { status: 'PAID' });
     expect(Date.now() - startedAt).toBeLessThan(15_000);
   });
 
-  it('answers 400 INVALID_REQUEST to bad parameters and changes nothing', async () => {
-    const { orderNo, token } = await awaitingOrder('poller-bad');
+  it('answers 400 INVALID_REQUEST to bad parameters and changes nothing', async ({ app }) => {
+    const { orderNo, token } = await awaitingOrder(app, 'poller-bad');
     const bad = [
       'waitForChange=SHIPPED',
       'waitForChange=pending',
@@ -414,22 +416,22 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
       'waitForChange=PENDING&timeoutSeconds=abc',
       'waitForChange=PENDING&timeoutSeconds=',
     ];
-    const before = await statusMetrics();
+    const before = await statusMetrics(app);
     for (const query of bad) {
-      const reply = await http('GET', `/api/orders/${orderNo}?${query}`, { token });
+      const reply = await http(app, 'GET', `/api/orders/${orderNo}?${query}`, { token });
       expect(reply.status, query).toBe(400);
       expect(reply.body, query).toEqual({ error: { code: 'INVALID_REQUEST', message: expect.any(String) } });
     }
-    const after = await statusMetrics();
+    const after = await statusMetrics(app);
     // Refused before any read or wait.
     expect(after.cache + after.coalesced + after.database + after.stores).toBe(
       before.cache + before.coalesced + before.database + before.stores,
     );
     expect(after.waiters).toBe(0);
-    expect((await http('GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('AWAITING_PAYMENT');
+    expect((await http(app, 'GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('AWAITING_PAYMENT');
     // timeoutSeconds alone bounds no wait: legal, and the read answers at once, as a plain read.
     const startedAt = Date.now();
-    const alone = await http('GET', `/api/orders/${orderNo}?timeoutSeconds=5`, { token });
+    const alone = await http(app, 'GET', `/api/orders/${orderNo}?timeoutSeconds=5`, { token });
     expect({
       status: alone.status,
       changed: alone.headers.get('order-status-changed'),
@@ -442,24 +444,26 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
     expect(Date.now() - startedAt).toBeLessThan(2_000);
     // Someone else's order: 403 before any wait.
     const other = await app.auth.issue('poller-other');
-    const forbidden = await http('GET', waitPath(orderNo, 'AWAITING_PAYMENT', 5), { token: other });
+    const forbidden = await http(app, 'GET', waitPath(orderNo, 'AWAITING_PAYMENT', 5), { token: other });
     expect(forbidden.status).toBe(403);
   });
 
-  it('a client that goes away stops its wait; beyond STATUS_LONG_POLL_MAX_WAITERS it answers 503 with Retry-After', async () => {
-    const { orderNo, token } = await awaitingOrder('poller-bound');
+  it('a client that goes away stops its wait; beyond STATUS_LONG_POLL_MAX_WAITERS it answers 503 with Retry-After', async ({
+    app,
+  }) => {
+    const { orderNo, token } = await awaitingOrder(app, 'poller-bound');
     const gone = new AbortController();
     // fetch, not the test client: only it lets a caller walk away (abort) in the middle of a request.
     const first = fetch(`${app.api.url}${waitPath(orderNo, 'AWAITING_PAYMENT', 25)}`, {
       headers: { authorization: `Bearer ${token}` },
       signal: gone.signal,
     }).catch((err: unknown) => err);
-    await waitFor(async () => (await statusMetrics()).waiters === 1, {
+    await waitFor(async () => (await statusMetrics(app)).waiters === 1, {
       what: 'the first long-poll to wait',
       timeoutMs: 5_000,
     });
 
-    const refused = await http('GET', waitPath(orderNo, 'AWAITING_PAYMENT', 5), { token });
+    const refused = await http(app, 'GET', waitPath(orderNo, 'AWAITING_PAYMENT', 5), { token });
     expect(refused.status).toBe(503);
     expect(refused.body).toEqual({ error: { code: 'UNAVAILABLE', message: expect.any(String) } });
     expect(refused.headers.get('retry-after')).toBe('1');
@@ -468,18 +472,18 @@ describe('GET /api/orders/:orderNo?waitForChange= (long-poll)', () => {
     gone.abort();
     expect(await first).toBeInstanceOf(Error);
     // The server ends the wait when the connection closes, long before its 25 s.
-    await waitFor(async () => (await statusMetrics()).waiters === 0, {
+    await waitFor(async () => (await statusMetrics(app)).waiters === 0, {
       what: 'the abandoned wait to end',
       timeoutMs: 5_000,
     });
     expect(Date.now() - abortedAt).toBeLessThan(5_000);
-    const next = await http('GET', waitPath(orderNo, 'AWAITING_PAYMENT', 1), { token });
+    const next = await http(app, 'GET', waitPath(orderNo, 'AWAITING_PAYMENT', 1), { token });
     expect(next.status).toBe(200);
     expect(next.headers.get('order-status-changed')).toBe('false');
   });
 
-  it('a shutting-down API answers its long-polls at once instead of holding them to their timeout', async () => {
-    const { orderNo, token } = await awaitingOrder('poller-shutdown');
+  it('a shutting-down API answers its long-polls at once instead of holding them to their timeout', async ({ app }) => {
+    const { orderNo, token } = await awaitingOrder(app, 'poller-shutdown');
     const second = await startApi(app.config, 0);
     let closed = false;
     try {
@@ -515,17 +519,21 @@ describe('order-change notifications (Redis pub/sub): a long cache that still sh
     );
   };
 
-  it('an operator cancel outside the API (Temporal Web UI / CLI) shows within seconds despite the 60 s cache', async () => {
-    const { orderNo, token } = await awaitingOrder('notified-operator-cancel');
-    expect((await http('GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('AWAITING_PAYMENT');
+  it('an operator cancel outside the API (Temporal Web UI / CLI) shows within seconds despite the 60 s cache', async ({
+    app,
+  }) => {
+    const { orderNo, token } = await awaitingOrder(app, 'notified-operator-cancel');
+    expect((await http(app, 'GET', `/api/orders/${orderNo}`, { token })).body.status).toBe('AWAITING_PAYMENT');
     // What the Web UI's "Cancel" does: no API process is involved; the worker's cancelOrder announces it.
     await app.temporal.workflow.getHandle(orderWorkflowId(orderNo)).cancel();
-    const final = await shownAs(orderNo, token, 'CANCELLED');
+    const final = await shownAs(app, orderNo, token, 'CANCELLED');
     expect(final.cancelReason).toBe('OPERATOR_CANCELLED');
   });
 
-  it('while notifications are live an answer outlives STATUS_CACHE_MS; a payment through another API process shows at once', async () => {
-    const { orderNo, token } = await awaitingOrder('notified-other-api');
+  it('while notifications are live an answer outlives STATUS_CACHE_MS; a payment through another API process shows at once', async ({
+    app,
+  }) => {
+    const { orderNo, token } = await awaitingOrder(app, 'notified-other-api');
     // A second API process with a short unnotified bound (300 ms) and a long notified one (60 s).
     const second = await startApi({ ...app.config, statusCacheMs: 300, statusCacheNotifiedMs: 60_000 }, 0);
     try {
@@ -543,7 +551,7 @@ describe('order-change notifications (Redis pub/sub): a long cache that still sh
         { what: 'the second API to serve a 400 ms old answer from its cache', timeoutMs: 10_000 },
       );
       // The payment is delivered by the first API; the second is told through Redis.
-      expect((await http('POST', '/api/dev/simulate-payment', { json: { orderNo }, token })).body).toMatchObject({
+      expect((await http(app, 'POST', '/api/dev/simulate-payment', { json: { orderNo }, token })).body).toMatchObject({
         outcome: 'APPLIED',
       });
       await waitFor(async () => (await read()) === 'PAID', {

@@ -3,10 +3,7 @@
  * worker factory and the prebuilt bundle: it takes a signal and answers the status query.
  */
 import { randomUUID } from 'node:crypto';
-import { type Client } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Stores } from '../src/db/stores.js';
-import type { RedisClient } from '../src/infra/redis.js';
+import { describe, expect } from 'vitest';
 import { RedisInventory } from '../src/redis/redis-inventory.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { storedPayment } from '../src/payments/receiver.js';
@@ -20,30 +17,20 @@ import {
 } from '../src/model/order-workflow.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 import { testConfig } from './helpers/env.js';
-import { openStackClients, type StackClients } from './helpers/stack-clients.js';
+import { clientsTest } from './helpers/stack-test.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
-import { startTestWorker, type TestWorker } from './helpers/worker.js';
+import { startTestWorker } from './helpers/worker.js';
 
 const config = testConfig({ TEMPORAL_TASK_QUEUE: `order-dev-${randomUUID()}` });
-let clients: StackClients;
-let stores: Stores;
-let redis: RedisClient;
-let client: Client;
-let worker: TestWorker;
-
-beforeAll(async () => {
-  clients = await openStackClients(config);
-  ({ stores, redis, temporal: client } = clients);
-  worker = await startTestWorker({ config, stores, redis });
-});
-
-afterAll(async () => {
-  await worker?.close();
-  await clients?.close();
+const it = clientsTest(config).extend('worker', { scope: 'file' }, async ({ clients }, { onCleanup }) => {
+  const worker = await startTestWorker({ config, stores: clients.stores, redis: clients.redis });
+  onCleanup(() => worker.close());
+  return worker;
 });
 
 describe('OrderWorkflow on the Temporal dev server', () => {
-  it('answers the status query and takes the payment signal', async () => {
+  it('answers the status query and takes the payment signal', async ({ clients, worker: _worker }) => {
+    const { stores, redis, temporal: client } = clients;
     const sale = await putOnSale(stores, redis, { stock: 10 });
     const orderNo = newOrderNo();
     const userId = 'dev-server-shopper';

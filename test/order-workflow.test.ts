@@ -8,12 +8,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { RedisClient } from '../src/infra/redis.js';
-import type { Pool, RowDataPacket } from 'mysql2/promise';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { RowDataPacket } from 'mysql2/promise';
+import { beforeEach, describe, expect } from 'vitest';
 import type { Activities } from '../src/activities/order.js';
-import { type Stores } from '../src/db/stores.js';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { storedPayment } from '../src/payments/receiver.js';
 import { waitFor } from '../stack/wait-for.js';
@@ -29,10 +26,11 @@ import {
 } from '../src/model/order-workflow.js';
 import type { OrderWorkflow } from '../src/workflows/order.js';
 import { testConfig } from './helpers/env.js';
-import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
+import type { StoreClients } from './helpers/stack-clients.js';
+import { storeClientsTest } from './helpers/stack-test.js';
 import { expectInvariants, expectSaleSettled, oneUnitOrder, putOnSale, saleReport } from './helpers/fixtures.js';
 import { startTimeSkippingEnvironment } from './helpers/time-skipping.js';
-import { startTestWorker, type TestWorker } from './helpers/worker.js';
+import { startTestWorker } from './helpers/worker.js';
 
 /** Hooks a test sets to wrap the real activities; reset before each test. */
 interface Faults {
@@ -50,49 +48,52 @@ let faults: Faults = {};
 /** Every close asked, as `<orderNo>:<request kind>:<outcome>`. */
 const closes: string[] = [];
 
-let env: TestWorkflowEnvironment;
-let worker: TestWorker;
-let clients: StoreClients | undefined;
-let pool: Pool;
-let stores: Stores;
-let redis: RedisClient;
-let inventory: RedisInventory;
 const taskQueue = `order-ts-${randomUUID()}`;
+// The time-skipping server has no Worker Deployment APIs: its workers run unversioned.
+const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue, WORKER_VERSIONING: 'false' });
 
-beforeAll(async () => {
-  // The time-skipping server has no Worker Deployment APIs: its workers run unversioned.
-  const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue, WORKER_VERSIONING: 'false' });
-  // Its client and the worker encrypt with the same keys (the config's).
-  env = await startTimeSkippingEnvironment(config);
-  await ensureSearchAttributes(env.connection, 'default');
-  clients = openStoreClients(config);
-  ({ pool, stores, redis } = clients);
-  inventory = new RedisInventory(redis, config.temporal.taskQueue);
-  worker = await startTestWorker({
-    config,
-    connection: env.nativeConnection,
-    stores,
-    redis,
-    wrapActivities: (real) => ({
-      persistOrder: (input) =>
-        faults.persistOrder ? faults.persistOrder(real.persistOrder, input) : real.persistOrder(input),
-      closeOrder: async (input) => {
-        const verdict =
-          input.request.kind === 'CANCEL' && faults.cancelClose
-            ? await faults.cancelClose(real.closeOrder, input)
-            : await real.closeOrder(input);
-        closes.push(`${input.order.orderNo}:${input.request.kind}:${verdict.outcome}`);
-        return verdict;
-      },
-    }),
-  });
-});
+/** The clients, and the time-skipping server with a worker of this file's queue on it. */
+interface Bench extends Omit<StoreClients, 'close'> {
+  env: TestWorkflowEnvironment;
+}
 
-afterAll(async () => {
-  await worker?.close();
-  await env?.teardown();
-  await clients?.close();
-});
+const it = storeClientsTest(config).extend(
+  'bench',
+  { scope: 'file' },
+  async ({ clients }, { onCleanup }): Promise<Bench> => {
+    // Its client and the worker encrypt with the same keys (the config's).
+    const env = await startTimeSkippingEnvironment(config);
+    try {
+      await ensureSearchAttributes(env.connection, 'default');
+      const worker = await startTestWorker({
+        config,
+        connection: env.nativeConnection,
+        stores: clients.stores,
+        redis: clients.redis,
+        wrapActivities: (real) => ({
+          persistOrder: (input) =>
+            faults.persistOrder ? faults.persistOrder(real.persistOrder, input) : real.persistOrder(input),
+          closeOrder: async (input) => {
+            const verdict =
+              input.request.kind === 'CANCEL' && faults.cancelClose
+                ? await faults.cancelClose(real.closeOrder, input)
+                : await real.closeOrder(input);
+            closes.push(`${input.order.orderNo}:${input.request.kind}:${verdict.outcome}`);
+            return verdict;
+          },
+        }),
+      });
+      onCleanup(async () => {
+        await worker.close();
+        await env.teardown();
+      });
+    } catch (err) {
+      await env.teardown();
+      throw err;
+    }
+    return { ...clients, env };
+  },
+);
 
 beforeEach(() => {
   faults = {};
@@ -112,18 +113,20 @@ interface WindowChoice {
 
 /** Reserves in Redis as the API does, then starts the order's workflow. */
 async function startOrder(
+  bench: Bench,
   sale: { sku: string; priceCents: number },
   userId = `user-${randomUUID()}`,
   orderNo = newOrderNo(),
   window: WindowChoice = { paymentWindow: '30m' },
 ): Promise<WorkflowHandle<typeof OrderWorkflow>> {
-  const reserved = await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1 });
+  const reserved = await bench.inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1 });
   expect(reserved.outcome).toBe('RESERVED');
-  return startWorkflowOf(sale, userId, orderNo, window);
+  return startWorkflowOf(bench, sale, userId, orderNo, window);
 }
 
 /** Starts the order's workflow as the API does, whatever became of its reservation. */
 async function startWorkflowOf(
+  { env }: Bench,
   sale: { sku: string; priceCents: number },
   userId: string,
   orderNo: string,
@@ -143,6 +146,7 @@ async function startWorkflowOf(
  * paymentApplied Signal of one the row applied as it was recorded. Answers the row's outcome.
  */
 async function pay(
+  { stores }: Bench,
   handle: WorkflowHandle<typeof OrderWorkflow>,
   orderNo: string,
   eventId: string,
@@ -166,12 +170,12 @@ async function waitForStatus(
   );
 }
 
-async function orderRow(orderNo: string) {
+async function orderRow({ pool }: Bench, orderNo: string) {
   const [rows] = await pool.query<RowDataPacket[]>('SELECT * FROM orders WHERE order_no = ?', [orderNo]);
   return rows[0];
 }
 
-async function paymentRows(orderNo: string) {
+async function paymentRows({ pool }: Bench, orderNo: string) {
   const [rows] = await pool.query<RowDataPacket[]>(
     'SELECT event_id, outcome, refund_reason FROM payments WHERE order_no = ? ORDER BY event_id',
     [orderNo],
@@ -211,33 +215,37 @@ function holdAt<K extends keyof Faults>(activity: K): ReturnType<typeof gate> {
 }
 
 describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis)', () => {
-  it('is PAID when the payment arrives in time', async () => {
+  it('is PAID when the payment arrives in time', async ({ bench }) => {
+    const { stores, redis } = bench;
     const sale = await putOnSale(stores, redis, { stock: 5 });
-    const handle = await startOrder(sale);
+    const handle = await startOrder(bench, sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
-    await pay(handle, orderNo, `evt-${orderNo}`, totalCents);
+    await pay(bench, handle, orderNo, `evt-${orderNo}`, totalCents);
     const result = await handle.result();
     expect(result.status).toBe('PAID');
     expect(result.paidAt).toBeDefined();
-    expect((await orderRow(orderNo))?.status).toBe('PAID');
-    expect(await paymentRows(orderNo)).toEqual([{ eventId: `evt-${orderNo}`, outcome: 'APPLIED', refundReason: null }]);
+    expect((await orderRow(bench, orderNo))?.status).toBe('PAID');
+    expect(await paymentRows(bench, orderNo)).toEqual([
+      { eventId: `evt-${orderNo}`, outcome: 'APPLIED', refundReason: null },
+    ]);
     await expectSaleSettled(stores, redis, sale.sku, { available: 4, reserved: 0, sold: 1 });
   });
 
-  it('cancels at the deadline without payment, giving the stock back in MySQL and Redis', async () => {
+  it('cancels at the deadline without payment, giving the stock back in MySQL and Redis', async ({ bench }) => {
+    const { stores, redis, pool } = bench;
     const sale = await putOnSale(stores, redis, { stock: 3 });
     // Held at the deadline's close: a 3 s window can pass between two polls of the status on a loaded machine.
     const hold = holdAt('cancelClose');
     const orderNo = newOrderNo();
-    const handle = await startOrder(sale, undefined, orderNo, SHORT_WINDOW);
+    const handle = await startOrder(bench, sale, undefined, orderNo, SHORT_WINDOW);
     const closed = handle.result();
     await hold.arrived;
-    expect((await orderRow(orderNo))?.status).toBe('AWAITING_PAYMENT');
+    expect((await orderRow(bench, orderNo))?.status).toBe('AWAITING_PAYMENT');
     expect((await saleReport(stores, redis, sale.sku)).figures.mysql.available).toBe(2);
     hold.open();
     const result = await closed;
     expect(result).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
-    const row = await orderRow(orderNo);
+    const row = await orderRow(bench, orderNo);
     expect(row).toMatchObject({ status: 'CANCELLED', cancel_reason: 'PAYMENT_TIMEOUT' });
     // Judged by MySQL's clock: cancelled at or after the deadline MySQL wrote, never before.
     const [[clock]] = await pool.query<RowDataPacket[]>('SELECT NOW(3) >= ? AS due', [row?.payment_deadline]);
@@ -246,15 +254,18 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     expect(report.figures.mysql.available).toBe(3);
   });
 
-  it("never cancels before MySQL's clock passes the deadline, however far Temporal's runs ahead: a payment MySQL records in time pays the order", async () => {
+  it("never cancels before MySQL's clock passes the deadline, however far Temporal's runs ahead: a payment MySQL records in time pays the order", async ({
+    bench,
+  }) => {
+    const { stores, redis, env } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2 });
     await env.sleep('1h'); // Temporal's clock an hour ahead of MySQL's, as a server with a broken clock
     const orderNo = newOrderNo();
     // The window only bounds how long reaching the close may take on a loaded machine (once over 8 s).
     const closing = watchCallsOf('cancelClose');
-    const handle = await startOrder(sale, undefined, orderNo, { paymentWindow: '15s', realClock: true });
+    const handle = await startOrder(bench, sale, undefined, orderNo, { paymentWindow: '15s', realClock: true });
     const result = handle.result(); // lets the server run the timer, due at once by its own clock
-    const persisted = await waitFor(async () => (await orderRow(orderNo)) ?? false, {
+    const persisted = await waitFor(async () => (await orderRow(bench, orderNo)) ?? false, {
       what: `${orderNo}'s row`,
       timeoutMs: 10_000,
     });
@@ -269,17 +280,22 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     const final = await result;
     const seen = {
       final,
-      row: await orderRow(orderNo),
-      payments: await paymentRows(orderNo),
+      row: await orderRow(bench, orderNo),
+      payments: await paymentRows(bench, orderNo),
       recorded: payment,
       deadline,
     };
     expect(final, JSON.stringify(seen)).toMatchObject({ status: 'PAID' });
-    expect(await paymentRows(orderNo)).toEqual([{ eventId: payment.eventId, outcome: 'APPLIED', refundReason: null }]);
+    expect(await paymentRows(bench, orderNo)).toEqual([
+      { eventId: payment.eventId, outcome: 'APPLIED', refundReason: null },
+    ]);
     expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
-  it('fails and releases the reservation exactly once when persistence fails for good (sale gone from MySQL)', async () => {
+  it('fails and releases the reservation exactly once when persistence fails for good (sale gone from MySQL)', async ({
+    bench,
+  }) => {
+    const { stores, redis, inventory } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2 });
     await stores.sales.deleteSale(sale.sku); // the "sale gone" non-retryable case
     let attempts = 0;
@@ -287,20 +303,21 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
       attempts++;
       return real(input);
     };
-    const handle = await startOrder(sale);
+    const handle = await startOrder(bench, sale);
     const result = await handle.result();
     expect(result.status).toBe('FAILED');
     expect(result.failureReason).toMatch(/SaleNotFound/);
     expect(attempts).toBe(1); // non-retryable: no second attempt
     const orderNo = result.orderNo;
     expect(closes.filter((close) => close.startsWith(`${orderNo}:`))).toEqual([`${orderNo}:FAIL:FAILED`]);
-    expect(await orderRow(orderNo)).toMatchObject({ status: 'FAILED' });
+    expect(await orderRow(bench, orderNo)).toMatchObject({ status: 'FAILED' });
     expect(await inventory.getSale(sale.sku)).toMatchObject({ available: 2, reserved: 0 });
     // Released once, and the record dropped with it: the order is final.
     expect(await inventory.getReservation(sale.sku, orderNo)).toBeNull();
   });
 
-  it('persists a promised order through a four-minute MySQL outage (v4), then is PAID', async () => {
+  it('persists a promised order through a four-minute MySQL outage (v4), then is PAID', async ({ bench }) => {
+    const { stores, redis, env } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2 });
     let attempts = 0;
     // 30 failed attempts, 10 s apart once backed off: about four minutes of skipped time, where
@@ -311,17 +328,18 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
         throw Object.assign(new Error('connect ECONNREFUSED (MySQL away, injected)'), { code: 'ECONNREFUSED' });
       return real(input);
     };
-    const handle = await startOrder(sale);
+    const handle = await startOrder(bench, sale);
     // Queries do not skip time; sleeping on the test server does.
     await env.sleep('5 minutes');
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     expect(attempts).toBe(31);
-    await pay(handle, orderNo, `evt-${orderNo}`, totalCents);
+    await pay(bench, handle, orderNo, `evt-${orderNo}`, totalCents);
     expect((await handle.result()).status).toBe('PAID');
     expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
-  it('retries a transient persistence failure, then is PAID', async () => {
+  it('retries a transient persistence failure, then is PAID', async ({ bench }) => {
+    const { stores, redis } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2 });
     let attempts = 0;
     faults.persistOrder = async (real, input) => {
@@ -329,76 +347,84 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
       if (attempts <= 2) throw Object.assign(new Error('connect ECONNREFUSED (injected)'), { code: 'ECONNREFUSED' });
       return real(input);
     };
-    const handle = await startOrder(sale);
+    const handle = await startOrder(bench, sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     expect(attempts).toBe(3);
-    await pay(handle, orderNo, `evt-${orderNo}`, totalCents);
+    await pay(bench, handle, orderNo, `evt-${orderNo}`, totalCents);
     expect((await handle.result()).status).toBe('PAID');
     expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
-  it('keeps a payment that arrives while the order is still being persisted: the row applies it as it is written', async () => {
+  it('keeps a payment that arrives while the order is still being persisted: the row applies it as it is written', async ({
+    bench,
+  }) => {
+    const { stores, redis } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2 });
     const hold = holdAt('persistOrder');
     const orderNo = newOrderNo();
-    const handle = await startOrder(sale, undefined, orderNo);
+    const handle = await startOrder(bench, sale, undefined, orderNo);
     await hold.arrived;
     // Recorded by MySQL before the order has a row, as the webhook records it: it waits RECEIVED (202).
     const eventId = `evt-early-${orderNo}`;
     const recorded = await stores.payments.recordPayment({ eventId, orderNo, amountCents: sale.priceCents }, 'webhook');
     expect(recorded).toMatchObject({ judged: false, row: { outcome: 'RECEIVED' } });
-    expect(await orderRow(orderNo)).toBeUndefined(); // really not persisted yet
+    expect(await orderRow(bench, orderNo)).toBeUndefined(); // really not persisted yet
     hold.open();
     const result = await handle.result();
     expect(result.status).toBe('PAID');
-    expect(await paymentRows(orderNo)).toEqual([{ eventId, outcome: 'APPLIED', refundReason: null }]);
-    expect((await orderRow(result.orderNo))?.status).toBe('PAID');
+    expect(await paymentRows(bench, orderNo)).toEqual([{ eventId, outcome: 'APPLIED', refundReason: null }]);
+    expect((await orderRow(bench, result.orderNo))?.status).toBe('PAID');
     expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
-  it('applies a duplicate payment once and records a second, different payment for refund', async () => {
+  it('applies a duplicate payment once and records a second, different payment for refund', async ({ bench }) => {
+    const { stores, redis, inventory } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2 });
-    const handle = await startOrder(sale);
+    const handle = await startOrder(bench, sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
-    expect(await pay(handle, orderNo, `evt-a-${orderNo}`, totalCents)).toBe('APPLIED');
-    expect(await pay(handle, orderNo, `evt-a-${orderNo}`, totalCents)).toBe('APPLIED');
-    expect(await pay(handle, orderNo, `evt-b-${orderNo}`, totalCents)).toBe('REFUND_REQUIRED');
+    expect(await pay(bench, handle, orderNo, `evt-a-${orderNo}`, totalCents)).toBe('APPLIED');
+    expect(await pay(bench, handle, orderNo, `evt-a-${orderNo}`, totalCents)).toBe('APPLIED');
+    expect(await pay(bench, handle, orderNo, `evt-b-${orderNo}`, totalCents)).toBe('REFUND_REQUIRED');
     const result = await handle.result();
     expect(result.status).toBe('PAID');
     // The row applied one and refunded the other.
-    expect(await paymentRows(orderNo)).toEqual([
+    expect(await paymentRows(bench, orderNo)).toEqual([
       { eventId: `evt-a-${orderNo}`, outcome: 'APPLIED', refundReason: null },
       { eventId: `evt-b-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'ALREADY_PAID' },
     ]);
     expect(await inventory.getSale(sale.sku)).toMatchObject({ sold: 1, reserved: 0 });
   });
 
-  it('records a payment that arrives after the timer fired for refund and never applies it', async () => {
+  it('records a payment that arrives after the timer fired for refund and never applies it', async ({ bench }) => {
+    const { stores, redis } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2 });
     const hold = holdAt('cancelClose');
-    const handle = await startOrder(sale, undefined, undefined, SHORT_WINDOW);
+    const handle = await startOrder(bench, sale, undefined, undefined, SHORT_WINDOW);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     const result = handle.result(); // lets the server skip the 30 minutes
     const { paymentDeadline } = await handle.query(statusQuery);
     await hold.arrived; // the timer fired; the order is being cancelled
     // Recorded once MySQL's clock (this box's) is past the deadline: late by the arrival rule.
     await sleep(Math.max(0, Date.parse(paymentDeadline) - Date.now() + 50));
-    expect(await pay(handle, orderNo, `evt-late-${orderNo}`, totalCents)).toBe('REFUND_REQUIRED');
+    expect(await pay(bench, handle, orderNo, `evt-late-${orderNo}`, totalCents)).toBe('REFUND_REQUIRED');
     hold.open();
     const final = await result;
     expect(final).toMatchObject({ status: 'CANCELLED', cancelReason: 'PAYMENT_TIMEOUT' });
-    expect(await paymentRows(orderNo)).toEqual([
+    expect(await paymentRows(bench, orderNo)).toEqual([
       { eventId: `evt-late-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' },
     ]);
-    expect((await orderRow(orderNo))?.status).toBe('CANCELLED');
+    expect((await orderRow(bench, orderNo))?.status).toBe('CANCELLED');
     expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
-  it('a payment recorded in time while the timed-out order is being cancelled: the row applied it, the close finds it; PAID', async () => {
+  it('a payment recorded in time while the timed-out order is being cancelled: the row applied it, the close finds it; PAID', async ({
+    bench,
+  }) => {
+    const { stores, redis } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2 });
     const hold = holdAt('cancelClose');
     // The window only bounds how long reaching the held close may take on a loaded machine (once over 8 s).
-    const handle = await startOrder(sale, undefined, undefined, { paymentWindow: '15s', realClock: true });
+    const handle = await startOrder(bench, sale, undefined, undefined, { paymentWindow: '15s', realClock: true });
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     const result = handle.result(); // lets the server skip the 30 minutes
     await hold.arrived; // the timer fired; the close is about to ask the row
@@ -406,45 +432,48 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
     // order closing. The close's task lasts the hold and MySQL's clock (~15 s) and may be retried from its start on
     // this server: a re-run close finds the order PAID and answers PAID again.
     const eventId = `evt-in-time-${orderNo}`;
-    expect(await pay(handle, orderNo, eventId, totalCents)).toBe('APPLIED');
+    expect(await pay(bench, handle, orderNo, eventId, totalCents)).toBe('APPLIED');
     hold.open();
     expect(await result).toMatchObject({ status: 'PAID' });
-    expect((await orderRow(orderNo))?.status).toBe('PAID');
-    expect(await paymentRows(orderNo)).toEqual([{ eventId, outcome: 'APPLIED', refundReason: null }]);
+    expect((await orderRow(bench, orderNo))?.status).toBe('PAID');
+    expect(await paymentRows(bench, orderNo)).toEqual([{ eventId, outcome: 'APPLIED', refundReason: null }]);
     expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
-  it('rejects a payment of the wrong amount and records it', async () => {
+  it('rejects a payment of the wrong amount and records it', async ({ bench }) => {
+    const { stores, redis } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2 });
-    const handle = await startOrder(sale);
+    const handle = await startOrder(bench, sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
-    expect(await pay(handle, orderNo, `evt-short-${orderNo}`, totalCents - 1)).toBe('REFUND_REQUIRED');
-    expect((await orderRow(orderNo))?.status).toBe('AWAITING_PAYMENT');
-    await pay(handle, orderNo, `evt-right-${orderNo}`, totalCents);
+    expect(await pay(bench, handle, orderNo, `evt-short-${orderNo}`, totalCents - 1)).toBe('REFUND_REQUIRED');
+    expect((await orderRow(bench, orderNo))?.status).toBe('AWAITING_PAYMENT');
+    await pay(bench, handle, orderNo, `evt-right-${orderNo}`, totalCents);
     expect((await handle.result()).status).toBe('PAID');
-    expect(await paymentRows(orderNo)).toEqual([
+    expect(await paymentRows(bench, orderNo)).toEqual([
       { eventId: `evt-right-${orderNo}`, outcome: 'APPLIED', refundReason: null },
       { eventId: `evt-short-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'AMOUNT_MISMATCH' },
     ]);
   });
 
-  it('is CANCELLED with USER_CANCELLED when the shopper cancels', async () => {
+  it('is CANCELLED with USER_CANCELLED when the shopper cancels', async ({ bench }) => {
+    const { stores, redis } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2 });
-    const handle = await startOrder(sale);
+    const handle = await startOrder(bench, sale);
     const { orderNo } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     await handle.executeUpdate(cancelUpdate);
     expect(await handle.result()).toMatchObject({ status: 'CANCELLED', cancelReason: 'USER_CANCELLED' });
-    expect(await orderRow(orderNo)).toMatchObject({ status: 'CANCELLED', cancel_reason: 'USER_CANCELLED' });
+    expect(await orderRow(bench, orderNo)).toMatchObject({ status: 'CANCELLED', cancel_reason: 'USER_CANCELLED' });
     await expectSaleSettled(stores, redis, sale.sku, { available: 2 });
   });
 
-  it('still gives the stock back when the workflow itself is cancelled', async () => {
+  it('still gives the stock back when the workflow itself is cancelled', async ({ bench }) => {
+    const { stores, redis } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2 });
-    const handle = await startOrder(sale);
+    const handle = await startOrder(bench, sale);
     const { orderNo } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     await handle.cancel();
     await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
-    expect(await orderRow(orderNo)).toMatchObject({ status: 'CANCELLED' });
+    expect(await orderRow(bench, orderNo)).toMatchObject({ status: 'CANCELLED' });
     await expectSaleSettled(stores, redis, sale.sku, { available: 2 });
   });
 });
@@ -457,7 +486,10 @@ describe.sequential('OrderWorkflow (time-skipping server, real MariaDB and Redis
 describe.sequential(
   'OrderWorkflow: nothing is lost when persistence races a cancel, a payment or a lost reservation',
   () => {
-    it('an operator cancel of a PENDING order with a payment waiting for its row fails it, and the FAILED row refunds the payment', async () => {
+    it('an operator cancel of a PENDING order with a payment waiting for its row fails it, and the FAILED row refunds the payment', async ({
+      bench,
+    }) => {
+      const { stores, redis } = bench;
       const sale = await putOnSale(stores, redis, { stock: 2 });
       // MySQL is down: persistOrder keeps failing, and from the 5th attempt on each retry waits on a
       // durable timer, so the payment and the operator's cancel reach the workflow while it is PENDING.
@@ -467,7 +499,7 @@ describe.sequential(
         throw Object.assign(new Error('connect ECONNREFUSED (injected: MySQL down)'), { code: 'ECONNREFUSED' });
       };
       const orderNo = newOrderNo();
-      const handle = await startOrder(sale, undefined, orderNo);
+      const handle = await startOrder(bench, sale, undefined, orderNo);
       await waitFor(() => attempts >= 5, { what: 'the fifth persist attempt', timeoutMs: 20_000 });
       // No row yet: the payment waits RECEIVED for the transaction that writes the order's first row.
       const recorded = await stores.payments.recordPayment(
@@ -482,29 +514,35 @@ describe.sequential(
         status: 'FAILED',
         failureReason: expect.stringMatching(/cancelled by an operator/),
       });
-      expect(await orderRow(orderNo)).toMatchObject({ status: 'FAILED' });
-      expect(await paymentRows(orderNo)).toEqual([
+      expect(await orderRow(bench, orderNo)).toMatchObject({ status: 'FAILED' });
+      expect(await paymentRows(bench, orderNo)).toEqual([
         { eventId: `evt-pending-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' },
       ]);
       await expectSaleSettled(stores, redis, sale.sku, { available: 2, reserved: 0, sold: 0 });
     });
 
-    it('an operator cancel that lands with the payment Signal leaves the order PAID in both stores', async () => {
+    it('an operator cancel that lands with the payment Signal leaves the order PAID in both stores', async ({
+      bench,
+    }) => {
+      const { stores, redis } = bench;
       const sale = await putOnSale(stores, redis, { stock: 2 });
-      const handle = await startOrder(sale);
+      const handle = await startOrder(bench, sale);
       const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
       // Whichever the workflow sees first, the row applied the payment: the cancel's close finds it sold.
-      await pay(handle, orderNo, `evt-${orderNo}`, totalCents);
+      await pay(bench, handle, orderNo, `evt-${orderNo}`, totalCents);
       await handle.cancel();
       expect(await handle.result()).toMatchObject({ status: 'PAID' });
-      expect(await orderRow(orderNo)).toMatchObject({ status: 'PAID' });
-      expect(await paymentRows(orderNo)).toEqual([
+      expect(await orderRow(bench, orderNo)).toMatchObject({ status: 'PAID' });
+      expect(await paymentRows(bench, orderNo)).toEqual([
         { eventId: `evt-${orderNo}`, outcome: 'APPLIED', refundReason: null },
       ]);
       await expectSaleSettled(stores, redis, sale.sku, { available: 1, reserved: 0, sold: 1 });
     });
 
-    it('an order persisted whose later attempts all failed ends FAILED with its units back in MySQL, as in Redis', async () => {
+    it('an order persisted whose later attempts all failed ends FAILED with its units back in MySQL, as in Redis', async ({
+      bench,
+    }) => {
+      const { stores, redis } = bench;
       const sale = await putOnSale(stores, redis, { stock: 3 });
       let attempts = 0;
       faults.persistOrder = async (real, input) => {
@@ -516,27 +554,30 @@ describe.sequential(
         }
         throw ApplicationFailure.nonRetryable('the sale vanished from the database (injected)', 'SaleNotFound');
       };
-      const handle = await startOrder(sale);
+      const handle = await startOrder(bench, sale);
       const result = await handle.result();
       expect(result.status).toBe('FAILED');
       expect(attempts).toBe(2);
-      expect(await orderRow(result.orderNo)).toMatchObject({ status: 'FAILED' });
+      expect(await orderRow(bench, result.orderNo)).toMatchObject({ status: 'FAILED' });
       const report = await expectSaleSettled(stores, redis, sale.sku, { available: 3, reserved: 0 });
       expect(report.figures.mysql.available).toBe(3);
     });
 
-    it('a payment whose reservation is gone from Redis fails the order and is refunded, instead of selling a unit twice', async () => {
+    it('a payment whose reservation is gone from Redis fails the order and is refunded, instead of selling a unit twice', async ({
+      bench,
+    }) => {
+      const { stores, redis, inventory } = bench;
       const sale = await putOnSale(stores, redis, { stock: 2 });
-      const handle = await startOrder(sale);
+      const handle = await startOrder(bench, sale);
       const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
       // The reservation is released behind the workflow's back (a hand edit, a restore of Redis):
       // the unit is on sale again and may be someone else's.
       expect(await inventory.release(sale.sku, orderNo, { as: 'owner' })).toBe('RELEASED');
-      await pay(handle, orderNo, `evt-${orderNo}`, totalCents);
+      await pay(bench, handle, orderNo, `evt-${orderNo}`, totalCents);
       const result = await handle.result();
       expect(result).toMatchObject({ status: 'FAILED', failureReason: expect.stringMatching(/^ReservationLost/) });
-      expect(await orderRow(orderNo)).toMatchObject({ status: 'FAILED' });
-      expect(await paymentRows(orderNo)).toEqual([
+      expect(await orderRow(bench, orderNo)).toMatchObject({ status: 'FAILED' });
+      expect(await paymentRows(bench, orderNo)).toEqual([
         { eventId: `evt-${orderNo}`, outcome: 'REFUND_REQUIRED', refundReason: 'ORDER_FAILED' },
       ]);
       const report = await saleReport(stores, redis, sale.sku);
@@ -544,19 +585,22 @@ describe.sequential(
       expectInvariants(report);
     });
 
-    it('an order whose reservation was released before it was claimed ends FAILED without persisting', async () => {
+    it('an order whose reservation was released before it was claimed ends FAILED without persisting', async ({
+      bench,
+    }) => {
+      const { stores, redis, inventory } = bench;
       const sale = await putOnSale(stores, redis, { stock: 2 });
       const orderNo = newOrderNo();
       const userId = `user-${randomUUID()}`;
       expect((await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1 })).outcome).toBe('RESERVED');
       // The API could not start the workflow (it thought) and gave the unclaimed reservation back.
       expect(await inventory.release(sale.sku, orderNo, { as: 'unclaimed' })).toBe('RELEASED');
-      const handle = await startWorkflowOf(sale, userId, orderNo);
+      const handle = await startWorkflowOf(bench, sale, userId, orderNo);
       expect(await handle.result()).toMatchObject({
         status: 'FAILED',
         failureReason: expect.stringMatching(/^ReservationReleased/),
       });
-      expect(await orderRow(orderNo)).toMatchObject({ status: 'FAILED' });
+      expect(await orderRow(bench, orderNo)).toMatchObject({ status: 'FAILED' });
       const report = await expectSaleSettled(stores, redis, sale.sku, { available: 2, reserved: 0 });
       expect(report.figures.mysql.available).toBe(2);
     });
@@ -564,9 +608,12 @@ describe.sequential(
 );
 
 describe.sequential('OrderWorkflow Updates (time-skipping server)', () => {
-  it("refuses a cancel after a payment the row applied, before its Signal came: NOT_CANCELLABLE, the row's verdict; PAID", async () => {
+  it("refuses a cancel after a payment the row applied, before its Signal came: NOT_CANCELLABLE, the row's verdict; PAID", async ({
+    bench,
+  }) => {
+    const { stores, redis } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2 });
-    const handle = await startOrder(sale);
+    const handle = await startOrder(bench, sale);
     const { orderNo, totalCents } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     // Applied by the row; its Signal not sent (the webhook's process died after the commit).
     await stores.payments.recordPayment({ eventId: `evt-${orderNo}`, orderNo, amountCents: totalCents }, 'webhook');
@@ -574,14 +621,17 @@ describe.sequential('OrderWorkflow Updates (time-skipping server)', () => {
     expect(refused).toBeInstanceOf(WorkflowUpdateFailedError);
     expect(String((refused as WorkflowUpdateFailedError).cause?.message)).toMatch(/^NOT_CANCELLABLE/);
     expect(await handle.result()).toMatchObject({ status: 'PAID' });
-    expect(await paymentRows(orderNo)).toEqual([{ eventId: `evt-${orderNo}`, outcome: 'APPLIED', refundReason: null }]);
-    expect(await orderRow(orderNo)).toMatchObject({ status: 'PAID', cancel_reason: null });
+    expect(await paymentRows(bench, orderNo)).toEqual([
+      { eventId: `evt-${orderNo}`, outcome: 'APPLIED', refundReason: null },
+    ]);
+    expect(await orderRow(bench, orderNo)).toMatchObject({ status: 'PAID', cancel_reason: null });
     await expectSaleSettled(stores, redis, sale.sku, { available: 1, reserved: 0, sold: 1 });
   });
 
-  it('cancels through the cancel Update while awaiting payment', async () => {
+  it('cancels through the cancel Update while awaiting payment', async ({ bench }) => {
+    const { stores, redis } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2 });
-    const handle = await startOrder(sale);
+    const handle = await startOrder(bench, sale);
     const { orderNo } = await waitForStatus(handle, 'AWAITING_PAYMENT');
     expect((await handle.executeUpdate(cancelUpdate, {})).orderNo).toBe(orderNo);
     expect(await handle.result()).toMatchObject({ status: 'CANCELLED', cancelReason: 'USER_CANCELLED' });

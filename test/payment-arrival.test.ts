@@ -8,17 +8,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Client } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { composeApi, createApp } from '../src/api/app.js';
 import type { createDependencyGuards } from '../src/api/app.js';
-import type { Pool } from 'mysql2/promise';
-import type { Stores } from '../src/db/stores.js';
 import type { PaymentRow } from '../src/db/rows.js';
 import { Deadline, type DependencyGuard } from '../src/infra/dependency-guard.js';
 import { createLogger } from '../src/infra/logger.js';
-import type { RedisClient } from '../src/infra/redis.js';
-import { type RedisInventory } from '../src/redis/redis-inventory.js';
 import type { OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { storedPayment, type PaymentSignals } from '../src/payments/receiver.js';
@@ -26,7 +21,8 @@ import { signWebhook } from '../toolkit/sign-webhook.js';
 import { orderWorkflowId, statusQuery, type OrderInput } from '../src/model/order-workflow.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
-import { openStackClients, type StackClients } from './helpers/stack-clients.js';
+import type { StackClients } from './helpers/stack-clients.js';
+import { clientsTest } from './helpers/stack-test.js';
 import { expectInvariants, oneUnitOrder, openDispute, putOnSale, saleReport } from './helpers/fixtures.js';
 import { listen, replyOf } from './helpers/http.js';
 import { startTestWorker, type TestWorker } from './helpers/worker.js';
@@ -40,44 +36,50 @@ const config = testConfig({
   RATE_LIMIT_WEBHOOK: 'off',
   BREAKER_NO_SUCCESS_FOR: '0ms',
 });
-let clients: StackClients | undefined;
-let pool: Pool;
-let stores: Stores;
-let redis: RedisClient;
-let inventory: RedisInventory;
-let temporal: Client;
-let orders: OrderWorkflowClient;
-let lookup: OrderLookup;
-let worker: TestWorker | undefined;
-const servers: Server[] = [];
 
-beforeAll(async () => {
-  clients = await openStackClients(config);
-  ({ pool, stores, redis, inventory, temporal } = clients);
-  ({ orders, lookup } = orderAccess(temporal, stores, config.temporal.taskQueue));
-  worker = await startTestWorker({ config, stores, redis });
-});
-
-afterAll(async () => {
-  for (const server of servers) server.close();
-  await worker?.close();
-  await clients?.close();
-});
-
-/** A worker that is late: nothing of this queue runs until it is started again. */
-async function stopWorker(): Promise<void> {
-  await worker?.close();
-  worker = undefined;
+/** The clients, the order client and lookup of this file's queue, and its production worker. */
+interface Bench extends Omit<StackClients, 'close'> {
+  orders: OrderWorkflowClient;
+  lookup: OrderLookup;
+  /** A worker that is late: nothing of this queue runs until it is started again. */
+  stopWorker(): Promise<void>;
+  startWorker(): Promise<void>;
+  /** The APIs tests served (serveApi), closed when the file ends. */
+  servers: Server[];
 }
 
-async function startWorker(): Promise<void> {
-  worker ??= await startTestWorker({ config, stores, redis });
-}
+const it = clientsTest(config).extend(
+  'bench',
+  { scope: 'file' },
+  async ({ clients }, { onCleanup }): Promise<Bench> => {
+    const { stores, redis, temporal } = clients;
+    const servers: Server[] = [];
+    let worker: TestWorker | undefined = await startTestWorker({ config, stores, redis });
+    onCleanup(async () => {
+      for (const server of servers) server.close();
+      await worker?.close();
+    });
+    return {
+      ...clients,
+      ...orderAccess(temporal, stores, config.temporal.taskQueue),
+      servers,
+      async stopWorker() {
+        await worker?.close();
+        worker = undefined;
+      },
+      async startWorker() {
+        worker ??= await startTestWorker({ config, stores, redis });
+      },
+    };
+  },
+);
 
 /** An order reserved and started as the API does, persisted (AWAITING_PAYMENT), with its payment window. */
 async function placeOrder(
+  bench: Bench,
   paymentWindow: string,
 ): Promise<{ input: OrderInput; deadline: number; total: number; sku: string }> {
+  const { stores, redis, inventory, orders } = bench;
   const sale = await putOnSale(stores, redis, { stock: 3 });
   const orderNo = newOrderNo();
   const userId = `arrival-${orderNo.slice(-6)}`;
@@ -97,14 +99,14 @@ async function placeOrder(
 }
 
 /** Recorded and decided by the order's row as the webhook does, its Signal not sent (lost). */
-async function record(orderNo: string, amountCents: number): Promise<PaymentRow> {
+async function record({ stores }: Bench, orderNo: string, amountCents: number): Promise<PaymentRow> {
   return (await stores.payments.recordPayment({ eventId: `evt-${randomUUID()}`, orderNo, amountCents }, 'webhook')).row;
 }
 
 /** As the webhook takes it: recorded and decided, then the Signal of one the row applied. */
-async function pay(orderNo: string, amountCents: number): Promise<PaymentRow> {
-  const row = await record(orderNo, amountCents);
-  if (row.outcome === 'APPLIED') await signal(row);
+async function pay(bench: Bench, orderNo: string, amountCents: number): Promise<PaymentRow> {
+  const row = await record(bench, orderNo, amountCents);
+  if (row.outcome === 'APPLIED') await signal(bench, row);
   return row;
 }
 
@@ -113,9 +115,12 @@ async function until(at: number): Promise<void> {
 }
 
 describe('a payment judged by when it arrived', () => {
-  it('received before the deadline, its Signal lost: the timer fires and the close finds it applied; PAID', async () => {
-    const order = await placeOrder('3s');
-    const row = await record(order.input.orderNo, order.total);
+  it('received before the deadline, its Signal lost: the timer fires and the close finds it applied; PAID', async ({
+    bench,
+  }) => {
+    const { stores, redis, temporal } = bench;
+    const order = await placeOrder(bench, '3s');
+    const row = await record(bench, order.input.orderNo, order.total);
     expect(row.receivedAt.getTime()).toBeLessThanOrEqual(order.deadline);
     expect(row.outcome).toBe('APPLIED');
     await awaitClosed(temporal, order.input.orderNo);
@@ -124,32 +129,38 @@ describe('a payment judged by when it arrived', () => {
     expectInvariants(await saleReport(stores, redis, order.sku));
   });
 
-  it('received before the deadline, its Signal and the timer in one workflow task of a late worker: PAID', async () => {
-    const order = await placeOrder('3s');
-    await stopWorker();
+  it('received before the deadline, its Signal and the timer in one workflow task of a late worker: PAID', async ({
+    bench,
+  }) => {
+    const { stores, redis, temporal } = bench;
+    const order = await placeOrder(bench, '3s');
+    await bench.stopWorker();
     try {
-      await pay(order.input.orderNo, order.total);
+      await pay(bench, order.input.orderNo, order.total);
       await until(order.deadline + 1_000);
     } finally {
-      await startWorker();
+      await bench.startWorker();
     }
     await awaitClosed(temporal, order.input.orderNo);
     expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
     expectInvariants(await saleReport(stores, redis, order.sku));
   });
 
-  it('received after the deadline while a late worker had not fired the timer: refunded by the row at once, CANCELLED', async () => {
-    const order = await placeOrder('3s');
-    await stopWorker();
+  it('received after the deadline while a late worker had not fired the timer: refunded by the row at once, CANCELLED', async ({
+    bench,
+  }) => {
+    const { stores, redis, temporal } = bench;
+    const order = await placeOrder(bench, '3s');
+    await bench.stopWorker();
     let row: PaymentRow;
     try {
       await until(order.deadline + 1_000);
-      row = await pay(order.input.orderNo, order.total);
+      row = await pay(bench, order.input.orderNo, order.total);
       expect(row.receivedAt.getTime()).toBeGreaterThan(order.deadline);
       // The row still awaits payment, but the arrival rule decides: late.
       expect(row).toMatchObject({ outcome: 'REFUND_REQUIRED', refundReason: 'RECEIVED_AFTER_DEADLINE' });
     } finally {
-      await startWorker();
+      await bench.startWorker();
     }
     await awaitClosed(temporal, order.input.orderNo);
     expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({
@@ -159,14 +170,17 @@ describe('a payment judged by when it arrived', () => {
     expectInvariants(await saleReport(stores, redis, order.sku));
   });
 
-  it('a late start keeps its payment time: the deadline counts from when the order became payable', async () => {
+  it('a late start keeps its payment time: the deadline counts from when the order became payable', async ({
+    bench,
+  }) => {
+    const { stores, redis, inventory, temporal, orders } = bench;
     const sale = await putOnSale(stores, redis, { stock: 3 });
     const orderNo = newOrderNo();
     expect((await inventory.reserve({ orderNo, sku: sale.sku, userId: 'late-start', quantity: 1 })).outcome).toBe(
       'RESERVED',
     );
     const createdAt = Date.now();
-    await stopWorker();
+    await bench.stopWorker();
     try {
       expect(
         await orders.start(
@@ -175,7 +189,7 @@ describe('a payment judged by when it arrived', () => {
       ).toBe('STARTED');
       await until(createdAt + 3_000); // the worker is away past the reservation's window
     } finally {
-      await startWorker();
+      await bench.startWorker();
     }
     const row = await waitFor(
       async () =>
@@ -190,33 +204,39 @@ describe('a payment judged by when it arrived', () => {
     expect((await temporal.workflow.getHandle(orderWorkflowId(orderNo)).query(statusQuery)).paymentDeadline).toBe(
       row.paymentDeadline.toISOString(),
     );
-    const payment = await pay(orderNo, sale.priceCents);
+    const payment = await pay(bench, orderNo, sale.priceCents);
     expect(payment.receivedAt.getTime()).toBeGreaterThan(createdAt + 2_000);
     expect(payment.outcome).toBe('APPLIED');
     await awaitClosed(temporal, orderNo);
     expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'PAID' });
   });
 
-  it('a payment after its order closed is decided as the order would have: by its amount, then its arrival', async () => {
-    const order = await placeOrder('2s');
+  it('a payment after its order closed is decided as the order would have: by its amount, then its arrival', async ({
+    bench,
+  }) => {
+    const { stores, temporal } = bench;
+    const order = await placeOrder(bench, '2s');
     await awaitClosed(temporal, order.input.orderNo);
     expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({
       status: 'CANCELLED',
       cancelReason: 'PAYMENT_TIMEOUT',
     });
-    expect(await record(order.input.orderNo, order.total)).toMatchObject({
+    expect(await record(bench, order.input.orderNo, order.total)).toMatchObject({
       outcome: 'REFUND_REQUIRED',
       refundReason: 'RECEIVED_AFTER_DEADLINE',
     });
-    expect(await record(order.input.orderNo, order.total - 1)).toMatchObject({
+    expect(await record(bench, order.input.orderNo, order.total - 1)).toMatchObject({
       outcome: 'REFUND_REQUIRED',
       refundReason: 'AMOUNT_MISMATCH',
     });
   });
 
-  it("a shopper's cancel after a payment the row applied is refused (its Signal lost): the order is PAID", async () => {
-    const order = await placeOrder('30m');
-    await record(order.input.orderNo, order.total);
+  it("a shopper's cancel after a payment the row applied is refused (its Signal lost): the order is PAID", async ({
+    bench,
+  }) => {
+    const { stores, redis, temporal, orders, lookup } = bench;
+    const order = await placeOrder(bench, '30m');
+    await record(bench, order.input.orderNo, order.total);
     const found = await lookup.find(order.input.orderNo);
     if (!found) throw new Error('order not found');
     expect(await orders.cancel(found.view.orderNo)).toEqual({ outcome: 'REFUSED' });
@@ -227,22 +247,23 @@ describe('a payment judged by when it arrived', () => {
 });
 
 /** The API on this file's queue with breakers of its own, and its payment Signals. */
-async function serveApi(): Promise<{
+async function serveApi(bench: Bench): Promise<{
   url: string;
   guards: ReturnType<typeof createDependencyGuards>;
   payments: PaymentSignals;
 }> {
+  const { redis, stores, temporal, orders } = bench;
   const parts = composeApi({ config, redis, stores, temporal, logger: createLogger(config, 'test') }, { orders });
-  return { url: await listen(createApp(parts), servers), guards: parts.guards, payments: parts.payments };
+  return { url: await listen(createApp(parts), bench.servers), guards: parts.guards, payments: parts.payments };
 }
 
 /** The paymentApplied Signal of a payment its row applied, as the webhook (or the reconciler) sends it. */
-function signal(row: PaymentRow) {
+function signal({ orders }: Bench, row: PaymentRow) {
   return orders.signalPaymentApplied(row.orderNo, storedPayment(row), Deadline.in(10_000));
 }
 
 /** The paymentApplied Signals in the order's history: the payments its workflow was told its row applied. */
-async function paymentSignals(orderNo: string): Promise<string[]> {
+async function paymentSignals({ temporal }: Bench, orderNo: string): Promise<string[]> {
   const history = await temporal.workflow.getHandle(orderWorkflowId(orderNo)).fetchHistory();
   return (history.events ?? []).flatMap((event) =>
     event.workflowExecutionSignaledEventAttributes?.signalName === 'paymentApplied'
@@ -268,9 +289,12 @@ function sendWebhook(url: string, event: { eventId: string; orderNo: string; amo
 }
 
 describe('the webhook records first', () => {
-  it('with the MySQL, Temporal and workflows breakers open, judges a payment its order row decides: 200 APPLIED at once, the order PAID; its workflow then gets the payment Signal', async () => {
-    const order = await placeOrder('30m');
-    const api = await serveApi();
+  it('with the MySQL, Temporal and workflows breakers open, judges a payment its order row decides: 200 APPLIED at once, the order PAID; its workflow then gets the payment Signal', async ({
+    bench,
+  }) => {
+    const { stores, redis, inventory, temporal } = bench;
+    const order = await placeOrder(bench, '30m');
+    const api = await serveApi(bench);
     for (const name of ['mysql', 'temporal', 'workflows'] as const) await trip(api.guards[name]);
     const eventId = `evt-open-${order.input.orderNo}`;
     const event = { eventId, orderNo: order.input.orderNo, amountCents: order.total };
@@ -280,7 +304,7 @@ describe('the webhook records first', () => {
     // no breakers; with Temporal's open, the reconciler closes it: test/reconcile.test.ts).
     await api.payments.stop();
     await awaitClosed(temporal, order.input.orderNo);
-    expect(await paymentSignals(order.input.orderNo)).toEqual(['paymentApplied']);
+    expect(await paymentSignals(bench, order.input.orderNo)).toEqual(['paymentApplied']);
     expect(await stores.orders.getOrder(order.input.orderNo)).toMatchObject({ status: 'PAID' });
     expect((await inventory.getReservation(order.sku, order.input.orderNo))?.state).toBe('SOLD');
     // The provider's retry of a judged event changes nothing.
@@ -288,10 +312,13 @@ describe('the webhook records first', () => {
     expectInvariants(await saleReport(stores, redis, order.sku));
   });
 
-  it('a payment whose commit comes after the answer gave up (503) still sends its Signal: PAID and closed, the retry a DUPLICATE', async () => {
-    const order = await placeOrder('30m');
+  it('a payment whose commit comes after the answer gave up (503) still sends its Signal: PAID and closed, the retry a DUPLICATE', async ({
+    bench,
+  }) => {
+    const { stores, redis, temporal, pool } = bench;
+    const order = await placeOrder(bench, '30m');
     const { orderNo } = order.input;
-    const api = await serveApi();
+    const api = await serveApi(bench);
     // Another transaction holds the order's row: the recording waits on its lock past MYSQL_TIMEOUT.
     const holder = await pool.getConnection();
     try {
@@ -304,7 +331,7 @@ describe('the webhook records first', () => {
       await holder.commit();
       // The recording goes on, decides APPLIED and tells the workflow: nobody else would before the reconciler.
       await awaitClosed(temporal, orderNo);
-      expect(await paymentSignals(orderNo)).toEqual(['paymentApplied']);
+      expect(await paymentSignals(bench, orderNo)).toEqual(['paymentApplied']);
       expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'PAID' });
       expect(await sendWebhook(api.url, event)).toEqual({
         status: 200,
@@ -317,13 +344,16 @@ describe('the webhook records first', () => {
     expectInvariants(await saleReport(stores, redis, order.sku));
   });
 
-  it('a payment for an order whose row is not written yet is answered 202 RECEIVED; the row decides it as it is written', async () => {
+  it('a payment for an order whose row is not written yet is answered 202 RECEIVED; the row decides it as it is written', async ({
+    bench,
+  }) => {
+    const { stores, redis, inventory, temporal, orders } = bench;
     const sale = await putOnSale(stores, redis, { stock: 3 });
     const orderNo = newOrderNo();
     const userId = `arrival-${orderNo.slice(-6)}`;
     expect((await inventory.reserve({ orderNo, sku: sale.sku, userId, quantity: 1 })).outcome).toBe('RESERVED');
-    const api = await serveApi();
-    await stopWorker();
+    const api = await serveApi(bench);
+    await bench.stopWorker();
     const eventId = `evt-before-row-${orderNo}`;
     try {
       expect(
@@ -334,7 +364,7 @@ describe('the webhook records first', () => {
       expect(await sendWebhook(api.url, { eventId, orderNo, amountCents: sale.priceCents })).toEqual(reply);
       expect(await stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'RECEIVED' });
     } finally {
-      await startWorker();
+      await bench.startWorker();
     }
     // The persist writes the row and decides the payment in the same transaction; the workflow follows its answer.
     await awaitClosed(temporal, orderNo);
@@ -350,12 +380,15 @@ describe('the webhook records first', () => {
 });
 
 describe('a payment its order row decides, judged as it is recorded', () => {
-  it('answers APPLIED with the worker away: PAID in MySQL and to its shopper at once; the payment Signal waits in the history and the order closes PAID within 5 s of the worker’s return', async () => {
-    const order = await placeOrder('30m');
+  it('answers APPLIED with the worker away: PAID in MySQL and to its shopper at once; the payment Signal waits in the history and the order closes PAID within 5 s of the worker’s return', async ({
+    bench,
+  }) => {
+    const { stores, redis, inventory, temporal } = bench;
+    const order = await placeOrder(bench, '30m');
     const { orderNo } = order.input;
-    const api = await serveApi();
+    const api = await serveApi(bench);
     const eventId = `evt-door-${orderNo}`;
-    await stopWorker();
+    await bench.stopWorker();
     try {
       const reply = await sendWebhook(api.url, { eventId, orderNo, amountCents: order.total });
       expect(reply).toEqual({ status: 200, body: { received: true, outcome: 'APPLIED' } });
@@ -369,7 +402,7 @@ describe('a payment its order row decides, judged as it is recorded', () => {
       // Its unit is sold in MySQL; Redis still holds it reserved until the workflow confirms it.
       expect((await inventory.getReservation(order.sku, orderNo))?.state).toBe('CLAIMED');
       // The Signal needs no worker: Temporal holds it in the order's history.
-      await waitFor(async () => (await paymentSignals(orderNo)).length === 1, {
+      await waitFor(async () => (await paymentSignals(bench, orderNo)).length === 1, {
         what: `${eventId}'s Signal in the history`,
         timeoutMs: 10_000,
       });
@@ -380,7 +413,7 @@ describe('a payment its order row decides, judged as it is recorded', () => {
         body: { error: { code: 'NOT_CANCELLABLE' } },
       });
     } finally {
-      await startWorker();
+      await bench.startWorker();
     }
     const back = Date.now();
     await awaitClosed(temporal, orderNo);
@@ -394,8 +427,11 @@ describe('a payment its order row decides, judged as it is recorded', () => {
     expectInvariants(await saleReport(stores, redis, order.sku));
   });
 
-  it('a workflow that has not heard yet still answers AWAITING_PAYMENT; a read that heard nothing shows MySQL’s PAID', async () => {
-    const order = await placeOrder('30m');
+  it('a workflow that has not heard yet still answers AWAITING_PAYMENT; a read that heard nothing shows MySQL’s PAID', async ({
+    bench,
+  }) => {
+    const { stores, redis, temporal, lookup } = bench;
+    const order = await placeOrder(bench, '30m');
     const { orderNo } = order.input;
     // Not signalled (the webhook's own Signal lost; the reconciler's comes only after the grace).
     const { row, judged } = await stores.payments.recordPayment(
@@ -409,16 +445,19 @@ describe('a payment its order row decides, judged as it is recorded', () => {
     const found = await lookup.find(orderNo);
     expect(found).toMatchObject({ source: 'database', view: { status: 'PAID' } });
     // Signalled, it closes the order as its row says.
-    expect(await signal(row)).toBe('SIGNALLED');
+    expect(await signal(bench, row)).toBe('SIGNALLED');
     expect(await handle.result()).toMatchObject({ status: 'PAID' });
     expectInvariants(await saleReport(stores, redis, order.sku));
   });
 
-  it('a second payment to an order its row has sold is refunded at once (ALREADY_PAID), its workflow never told of it', async () => {
-    const order = await placeOrder('30m');
+  it('a second payment to an order its row has sold is refunded at once (ALREADY_PAID), its workflow never told of it', async ({
+    bench,
+  }) => {
+    const { stores, redis, temporal } = bench;
+    const order = await placeOrder(bench, '30m');
     const { orderNo } = order.input;
-    const api = await serveApi();
-    await stopWorker();
+    const api = await serveApi(bench);
+    await bench.stopWorker();
     try {
       const first = { eventId: `evt-first-${orderNo}`, orderNo, amountCents: order.total };
       const second = { eventId: `evt-second-${orderNo}`, orderNo, amountCents: order.total };
@@ -431,11 +470,11 @@ describe('a payment its order row decides, judged as it is recorded', () => {
       });
       expect(await stores.payments.getPayment(second.eventId)).toMatchObject({ outcome: 'REFUND_REQUIRED' });
     } finally {
-      await startWorker();
+      await bench.startWorker();
     }
     await awaitClosed(temporal, orderNo);
     await api.payments.stop();
-    expect(await paymentSignals(orderNo)).toEqual(['paymentApplied']);
+    expect(await paymentSignals(bench, orderNo)).toEqual(['paymentApplied']);
     const payments = await stores.payments.paymentsOfOrder(orderNo);
     expect(payments.map((p) => [p.eventId, p.outcome]).sort()).toEqual([
       [`evt-first-${orderNo}`, 'APPLIED'],
@@ -444,10 +483,13 @@ describe('a payment its order row decides, judged as it is recorded', () => {
     expectInvariants(await saleReport(stores, redis, order.sku));
   });
 
-  it('the deadline passing before the workflow is told: the close finds the order sold and pays it', async () => {
-    const order = await placeOrder('3s');
+  it('the deadline passing before the workflow is told: the close finds the order sold and pays it', async ({
+    bench,
+  }) => {
+    const { stores, redis, temporal } = bench;
+    const order = await placeOrder(bench, '3s');
     const { orderNo } = order.input;
-    await stopWorker();
+    await bench.stopWorker();
     const { row } = await stores.payments.recordPayment(
       { eventId: `evt-before-deadline-${orderNo}`, orderNo, amountCents: order.total },
       'webhook',
@@ -455,18 +497,21 @@ describe('a payment its order row decides, judged as it is recorded', () => {
     expect(row.outcome).toBe('APPLIED');
     await until(order.deadline + 500);
     // The timer fires as the worker comes back; the payment is not delivered: the close finds it applied.
-    await startWorker();
+    await bench.startWorker();
     await awaitClosed(temporal, orderNo);
     expect(await temporal.workflow.getHandle(orderWorkflowId(orderNo)).result()).toMatchObject({ status: 'PAID' });
     expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'PAID' });
     // Signalled afterwards, the closed order needs nothing more.
-    expect(await signal(row)).toBe('NOT_RUNNING');
+    expect(await signal(bench, row)).toBe('NOT_RUNNING');
     expect(await stores.payments.getPayment(row.eventId)).toMatchObject({ outcome: 'APPLIED' });
     expectInvariants(await saleReport(stores, redis, order.sku));
   });
 
-  it('an order that fails after its payment was applied (its reservation gone from Redis) is FAILED and the payment refunded', async () => {
-    const order = await placeOrder('30m');
+  it('an order that fails after its payment was applied (its reservation gone from Redis) is FAILED and the payment refunded', async ({
+    bench,
+  }) => {
+    const { stores, inventory, temporal } = bench;
+    const order = await placeOrder(bench, '30m');
     const { orderNo } = order.input;
     const { row } = await stores.payments.recordPayment(
       { eventId: `evt-lost-${orderNo}`, orderNo, amountCents: order.total },
@@ -476,7 +521,7 @@ describe('a payment its order row decides, judged as it is recorded', () => {
     // Redis lost the reservation (the units released, maybe resold): the close cannot confirm it, so it fails the
     // order, whose payment is owed back.
     await inventory.release(order.sku, orderNo, { as: 'owner' });
-    expect(await signal(row)).toBe('SIGNALLED');
+    expect(await signal(bench, row)).toBe('SIGNALLED');
     await awaitClosed(temporal, orderNo);
     expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'FAILED' });
     expect(await stores.payments.getPayment(row.eventId)).toMatchObject({
@@ -485,8 +530,11 @@ describe('a payment its order row decides, judged as it is recorded', () => {
     });
   });
 
-  it('a dispute the provider reported before the payment reached the order applies as the order becomes PAID', async () => {
-    const order = await placeOrder('30m');
+  it('a dispute the provider reported before the payment reached the order applies as the order becomes PAID', async ({
+    bench,
+  }) => {
+    const { stores, temporal } = bench;
+    const order = await placeOrder(bench, '30m');
     const { orderNo } = order.input;
     // Events out of order: the card holder's dispute of the payment before the payment itself.
     await stores.refunds.recordTakeback(
@@ -501,7 +549,7 @@ describe('a payment its order row decides, judged as it is recorded', () => {
       status: 'DISPUTED',
       dispute: { standing: 'OPEN', reason: 'fraudulent' },
     });
-    expect(await signal(row)).toBe('SIGNALLED');
+    expect(await signal(bench, row)).toBe('SIGNALLED');
     await awaitClosed(temporal, orderNo);
     expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'DISPUTED' });
   });

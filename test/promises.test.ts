@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { temporalDataConverter } from '../src/infra/data-converter.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import { Deadline, DependencyUnavailableError } from '../src/infra/dependency-guard.js';
@@ -21,51 +21,63 @@ import { signWebhook } from '../toolkit/sign-webhook.js';
 import { waitFor } from '../stack/wait-for.js';
 import { expectInvariants, oneUnitOrder, putOnSale, saleReport } from './helpers/fixtures.js';
 import { httpRequest, type HttpReply } from './helpers/http.js';
-import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
-import type { AppConfig } from '../src/config/index.js';
-import type { Stores } from '../src/db/stores.js';
-import type { RedisClient } from '../src/infra/redis.js';
-import type { RunningStack } from '../stack/index.js';
-import { startHoldingProxy } from './helpers/tcp-proxy.js';
+import type { PerQueueTestbed } from './helpers/per-queue.js';
+import { testbedTest } from './helpers/stack-test.js';
+import { startHoldingProxy, type HoldingProxy } from './helpers/tcp-proxy.js';
 import { testConfig } from './helpers/env.js';
 import { lookupDeps, ordersWithoutBreakers, pacingOf } from './helpers/orders.js';
-import { startOwnStack } from './helpers/own-stack.js';
+
+/** An API whose Redis is behind a proxy that can hold its traffic, and a worker on its queue. */
+interface BehindProxy {
+  api: RunningApi;
+  proxy: HoldingProxy;
+}
 
 // A stack of this file's own: its promises are minutes old on purpose, and on the shared stack another file's worker
 // process (its reconcile Schedule surveys every sale) started them first, on its own queue (red in CI twice).
-// Started before the first test, not at import: collecting the file (`vitest list`) starts no process.
-let stack: RunningStack;
-let testbed: PerQueueTestbed;
-let config: AppConfig;
-let stores: Stores;
-let redis: RedisClient;
-let inventory: RedisInventory;
-let temporal: Client;
-let auth: ShopperAuth;
-const closers: Array<() => Promise<unknown>> = [];
-
-beforeAll(async () => {
-  stack = await startOwnStack('promises');
-  testbed = await openPerQueueTestbed({
-    ...stack.env,
-    TEMPORAL_TASK_QUEUE: `promises-${randomUUID()}`,
-    LOG_LEVEL: 'silent',
-    RATE_LIMIT_CHECKOUT: 'off',
-  });
-  ({ config, stores, redis, inventory, temporal } = testbed);
-  auth = new ShopperAuth(config);
-}, 120_000);
-
-afterAll(async () => {
-  for (const close of closers.reverse()) await close().catch(() => undefined);
-  await testbed?.close();
-  await stack?.stop();
+const it = testbedTest(
+  { TEMPORAL_TASK_QUEUE: `promises-${randomUUID()}`, LOG_LEVEL: 'silent', RATE_LIMIT_CHECKOUT: 'off' },
+  { ownStack: 'promises' },
+).extend('behindProxy', { scope: 'file' }, async ({ testbed }, { onCleanup }): Promise<BehindProxy> => {
+  const queue = `promises-late-${randomUUID()}`;
+  const target = new URL(testbed.config.redisUrl);
+  const proxy = await startHoldingProxy({ host: target.hostname, port: Number(target.port) });
+  try {
+    await testbed.startWorker(queue);
+    // CHECKOUT_DEADLINE 3 s: a reserve's cutoff is 3 s − CHECKOUT_START_BUDGET − 100 ms − CLOCK_SKEW_MARGIN = 2.4 s
+    // after the request.
+    const api = await startApi(
+      testConfig({
+        ...testbed.env,
+        REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
+        TEMPORAL_TASK_QUEUE: queue,
+        CHECKOUT_DEADLINE: '3s',
+        RATE_LIMIT_CHECKOUT: 'off',
+        LOG_LEVEL: 'silent',
+      }),
+      0,
+    );
+    onCleanup(async () => {
+      await api.close().catch(() => undefined);
+      await proxy.close().catch(() => undefined);
+    });
+    return { api, proxy };
+  } catch (err) {
+    await proxy.close().catch(() => undefined);
+    throw err;
+  }
 });
 
-async function checkout(base: string, sku: string, userId: string, idempotencyKey?: string): Promise<HttpReply> {
+async function checkout(
+  testbed: PerQueueTestbed,
+  base: string,
+  sku: string,
+  userId: string,
+  idempotencyKey?: string,
+): Promise<HttpReply> {
   return httpRequest(base, 'POST', '/api/checkout', {
     json: { sku, quantity: 1 },
-    token: await auth.issue(userId),
+    token: await new ShopperAuth(testbed.config).issue(userId),
     ...(idempotencyKey ? { headers: { 'idempotency-key': idempotencyKey } } : {}),
   });
 }
@@ -76,41 +88,22 @@ const errorOf = (reply: HttpReply) =>
   (reply.body as { error?: { code: string; details?: { orderNo?: string } } }).error;
 
 describe('a reserve whose answer did not come in time (Redis held behind a proxy)', () => {
-  let api: RunningApi;
-  let proxy: Awaited<ReturnType<typeof startHoldingProxy>>;
-  const queue = `promises-late-${randomUUID()}`;
-
-  async function apiBehindProxy(): Promise<void> {
-    if (api) return;
-    const target = new URL(config.redisUrl);
-    proxy = await startHoldingProxy({ host: target.hostname, port: Number(target.port) });
-    closers.push(() => proxy.close());
-    await testbed.startWorker(queue);
-    // CHECKOUT_DEADLINE 3 s: a reserve's cutoff is 3 s − CHECKOUT_START_BUDGET − 100 ms − CLOCK_SKEW_MARGIN = 2.4 s
-    // after the request.
-    api = await startApi(
-      testConfig({
-        ...stack.env,
-        REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
-        TEMPORAL_TASK_QUEUE: queue,
-        CHECKOUT_DEADLINE: '3s',
-        RATE_LIMIT_CHECKOUT: 'off',
-        LOG_LEVEL: 'silent',
-      }),
-      0,
-    );
-    closers.push(() => api.close());
-  }
-
   /** Sends a checkout while Redis's traffic is held, and lets it through `releaseAfterMs` after the request. */
-  async function checkoutHeld(sku: string, userId: string, key: string, releaseAfterMs: number): Promise<HttpReply> {
+  async function checkoutHeld(
+    testbed: PerQueueTestbed,
+    { api, proxy }: BehindProxy,
+    sku: string,
+    userId: string,
+    key: string,
+    releaseAfterMs: number,
+  ): Promise<HttpReply> {
     // The API reads a sale's window before it reserves (remembered for a second): read it now, by a
     // checkout over the limit that writes nothing, so that the call held is the reserve itself.
     expect(
       errorOf(
         await httpRequest(api.url, 'POST', '/api/checkout', {
           json: { sku, quantity: 2 },
-          token: await auth.issue(userId),
+          token: await new ShopperAuth(testbed.config).issue(userId),
         }),
       )?.code,
     ).toBe('PURCHASE_LIMIT_EXCEEDED');
@@ -121,7 +114,7 @@ describe('a reserve whose answer did not come in time (Redis held behind a proxy
         resolve();
       }, releaseAfterMs),
     );
-    const reply = await checkout(api.url, sku, userId, key);
+    const reply = await checkout(testbed, api.url, sku, userId, key);
     await released;
     return reply;
   }
@@ -129,10 +122,14 @@ describe('a reserve whose answer did not come in time (Redis held behind a proxy
   // Finding 2 of issue 25: this answered 503 "nothing was reserved" without an order number and
   // sent a release right behind the reserve, so a retry with the same key made a second order
   // (and a retry that got there first had its 202's order failed).
-  it('answers 503 OUTCOME_UNKNOWN with the order number; the reserve that ran before its cutoff is that order, which the same key then answers', async () => {
-    await apiBehindProxy();
+  it('answers 503 OUTCOME_UNKNOWN with the order number; the reserve that ran before its cutoff is that order, which the same key then answers', async ({
+    testbed,
+    behindProxy,
+  }) => {
+    const { stores, redis, inventory } = testbed;
+    const { api } = behindProxy;
     const sale = await putOnSale(stores, redis, { stock: 3, perUserLimit: 1 });
-    const first = await checkoutHeld(sale.sku, 'late-but-in-time', 'k-late', 1_200);
+    const first = await checkoutHeld(testbed, behindProxy, sale.sku, 'late-but-in-time', 'k-late', 1_200);
     expect(first.status, JSON.stringify(first.body)).toBe(503);
     expect(errorOf(first)?.code).toBe('OUTCOME_UNKNOWN');
     const orderNo = errorOf(first)?.details?.orderNo ?? '';
@@ -143,7 +140,7 @@ describe('a reserve whose answer did not come in time (Redis held behind a proxy
       what: `${orderNo} reserved once Redis got it`,
       timeoutMs: 5_000,
     });
-    const retried = await checkout(api.url, sale.sku, 'late-but-in-time', 'k-late');
+    const retried = await checkout(testbed, api.url, sale.sku, 'late-but-in-time', 'k-late');
     expect(retried.status).toBe(202);
     expect(orderNoOf(retried)).toBe(orderNo);
     await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
@@ -154,10 +151,14 @@ describe('a reserve whose answer did not come in time (Redis held behind a proxy
     expectInvariants(await saleReport(stores, redis, sale.sku));
   });
 
-  it('a reserve that reached Redis after its cutoff reserves nothing; the same key then makes its one order', async () => {
-    await apiBehindProxy();
+  it('a reserve that reached Redis after its cutoff reserves nothing; the same key then makes its one order', async ({
+    testbed,
+    behindProxy,
+  }) => {
+    const { stores, redis, inventory } = testbed;
+    const { api } = behindProxy;
     const sale = await putOnSale(stores, redis, { stock: 3, perUserLimit: 1 });
-    const first = await checkoutHeld(sale.sku, 'too-late', 'k-too-late', 3_000);
+    const first = await checkoutHeld(testbed, behindProxy, sale.sku, 'too-late', 'k-too-late', 3_000);
     expect(errorOf(first)?.code).toBe('OUTCOME_UNKNOWN');
     const unknown = errorOf(first)?.details?.orderNo ?? '';
     // Redis had it at ~3 s, past the 2.4 s cutoff: LATE, nothing written.
@@ -165,7 +166,7 @@ describe('a reserve whose answer did not come in time (Redis held behind a proxy
     expect(await inventory.getReservation(sale.sku, unknown)).toBeNull();
     expect(await inventory.getSale(sale.sku)).toMatchObject({ available: 3, reserved: 0 });
 
-    const retried = await checkout(api.url, sale.sku, 'too-late', 'k-too-late');
+    const retried = await checkout(testbed, api.url, sale.sku, 'too-late', 'k-too-late');
     expect(retried.status).toBe(202);
     expect(orderNoOf(retried)).not.toBe(unknown);
     await waitFor(async () => (await stores.orders.getOrder(orderNoOf(retried)))?.status === 'AWAITING_PAYMENT', {
@@ -188,20 +189,23 @@ class ReadsFailWhenTold extends OrderLookup {
 
 // Finding 3 of issue 25: "could not read the order now" was taken for "there is no order": the key
 // was forgotten, the answer had no Retry-After, and the next retry made a new order.
-it('a retried key whose order cannot be read now answers 503 with Retry-After and keeps its order', async () => {
+it('a retried key whose order cannot be read now answers 503 with Retry-After and keeps its order', async ({
+  testbed,
+}) => {
+  const { stores, redis, inventory } = testbed;
   const queue = `promises-unreadable-${randomUUID()}`;
   await testbed.startWorker(queue);
   const lookup = new ReadsFailWhenTold(lookupDeps(stores, new RedisInventory(redis, queue)));
   const base = await testbed.serve(queue, { lookup });
   const sale = await putOnSale(stores, redis, { stock: 3, perUserLimit: 1 });
-  const first = await checkout(base, sale.sku, 'reader', 'k-read');
+  const first = await checkout(testbed, base, sale.sku, 'reader', 'k-read');
   const orderNo = orderNoOf(first);
   await waitFor(async () => (await stores.orders.getOrder(orderNo))?.status === 'AWAITING_PAYMENT', {
     what: `${orderNo} persisted`,
     timeoutMs: 15_000,
   });
   const cancelled = await httpRequest(base, 'POST', `/api/orders/${orderNo}/cancel`, {
-    token: await auth.issue('reader'),
+    token: await new ShopperAuth(testbed.config).issue('reader'),
   });
   expect(cancelled.status).toBe(202);
   // Cancelled means both: the row, then the units back in Redis, the record released or dropped
@@ -214,20 +218,22 @@ it('a retried key whose order cannot be read now answers 503 with Retry-After an
   );
 
   lookup.failReads = true;
-  const unreadable = await checkout(base, sale.sku, 'reader', 'k-read');
+  const unreadable = await checkout(testbed, base, sale.sku, 'reader', 'k-read');
   expect(unreadable.status).toBe(503);
   expect(errorOf(unreadable)?.code).toBe('UNAVAILABLE');
   expect(unreadable.headers.get('retry-after')).toBe('3');
 
   lookup.failReads = false;
-  const again = await checkout(base, sale.sku, 'reader', 'k-read');
+  const again = await checkout(testbed, base, sale.sku, 'reader', 'k-read');
   expect(orderNoOf(again)).toBe(orderNo);
   expect((again.body as { status?: string }).status).toBe('CANCELLED');
   expect([...(await stores.reports.orderNumbersOfSale(sale.sku))]).toEqual([orderNo]);
 });
 
 // Finding 5 of issue 25: a start sent and then timed out was labelled `busy` ("never sent").
-it('labels a start that was sent and ran out of time `deadline`, and one never sent for want of a slot `busy`', async () => {
+it('labels a start that was sent and ran out of time `deadline`, and one never sent for want of a slot `busy`', async ({
+  testbed,
+}) => {
   // A server that accepts connections and never answers: Temporal frozen mid-call, for real sockets.
   const sockets: Socket[] = [];
   const silent: Server = createServer((socket) => sockets.push(socket));
@@ -236,7 +242,7 @@ it('labels a start that was sent and ran out of time `deadline`, and one never s
   const port = typeof address === 'object' && address ? address.port : 0;
   const client = new Client({
     connection: Connection.lazy({ address: `127.0.0.1:${port}` }),
-    dataConverter: temporalDataConverter(config),
+    dataConverter: temporalDataConverter(testbed.config),
   });
   try {
     const orders = ordersWithoutBreakers(client, 'nobody', 1);
@@ -277,7 +283,7 @@ class StartsRefusedWhenTold extends OrderWorkflowClient {
  * The sale's report once its stores agree: the row is PAID as the payment is applied, and the workflow that follows it
  * confirms the unit in Redis a moment later.
  */
-async function storesAgreed(sku: string): ReturnType<typeof saleReport> {
+async function storesAgreed({ stores, redis }: PerQueueTestbed, sku: string): ReturnType<typeof saleReport> {
   return waitFor(
     async () => {
       const report = await saleReport(stores, redis, sku);
@@ -288,6 +294,7 @@ async function storesAgreed(sku: string): ReturnType<typeof saleReport> {
 }
 
 async function paymentRecordedNotJudged(
+  { config }: PerQueueTestbed,
   base: string,
   orderNo: string,
   amountCents: number,
@@ -303,7 +310,11 @@ async function paymentRecordedNotJudged(
   return payment;
 }
 
-it('a payment for a promised order waits for its start (never ORDER_NOT_FOUND) and is applied once the owner starts it; a cancel of one starts and cancels it', async () => {
+it('a payment for a promised order waits for its start (never ORDER_NOT_FOUND) and is applied once the owner starts it; a cancel of one starts and cancels it', async ({
+  testbed,
+}) => {
+  const { stores, redis, inventory, temporal } = testbed;
+  const auth = new ShopperAuth(testbed.config);
   const queue = `promises-paid-${randomUUID()}`;
   // A worker, but no owner of starts yet: the promises stay unstarted until the test says.
   await testbed.startWorker(queue, { starter: false });
@@ -311,8 +322,8 @@ it('a payment for a promised order waits for its start (never ORDER_NOT_FOUND) a
   const orders = new StartsRefusedWhenTold(temporal, queue, guardsWithoutBreakers(), pacingOf());
   const base = await testbed.serve(queue, { orders });
   const sale = await putOnSale(stores, redis, { stock: 3, perUserLimit: 1, priceCents: 1_200 });
-  const paid = await checkout(base, sale.sku, 'pays-early');
-  const cancelled = await checkout(base, sale.sku, 'cancels-early');
+  const paid = await checkout(testbed, base, sale.sku, 'pays-early');
+  const cancelled = await checkout(testbed, base, sale.sku, 'cancels-early');
   expect([paid.status, cancelled.status]).toEqual([202, 202]);
   const [paidNo, cancelledNo] = [orderNoOf(paid), orderNoOf(cancelled)];
 
@@ -320,7 +331,7 @@ it('a payment for a promised order waits for its start (never ORDER_NOT_FOUND) a
   const read = await httpRequest(base, 'GET', `/api/orders/${paidNo}`, { token: await auth.issue('pays-early') });
   expect(read.body).toMatchObject({ orderNo: paidNo, status: 'PENDING', source: 'stores', totalCents: 1_200 });
   // A payment for it is recorded, and not judged until the order exists.
-  const payment = await paymentRecordedNotJudged(base, paidNo, 1_200);
+  const payment = await paymentRecordedNotJudged(testbed, base, paidNo, 1_200);
 
   // Temporal takes starts again: the cancel starts its order and cancels it.
   orders.refuseStarts = false;
@@ -343,10 +354,13 @@ it('a payment for a promised order waits for its start (never ORDER_NOT_FOUND) a
     timeoutMs: 30_000,
   });
   expect(await stores.payments.getPayment(payment.eventId)).toMatchObject({ outcome: 'APPLIED' });
-  expectInvariants(await storesAgreed(sale.sku));
+  expectInvariants(await storesAgreed(testbed, sale.sku));
 });
 
-it('a payment for a promise older than any start could take (its owner away for minutes) still waits for the start: the promise, not the clock, keeps it from ORDER_NOT_FOUND', async () => {
+it('a payment for a promise older than any start could take (its owner away for minutes) still waits for the start: the promise, not the clock, keeps it from ORDER_NOT_FOUND', async ({
+  testbed,
+}) => {
+  const { stores, redis } = testbed;
   const queue = `promises-old-${randomUUID()}`;
   await testbed.startWorker(queue, { starter: false });
   const pipeline = new RedisInventory(redis, queue);
@@ -376,7 +390,7 @@ it('a payment for a promise older than any start could take (its owner away for 
     ).outcome,
   ).toBe('RESERVED');
 
-  const payment = await paymentRecordedNotJudged(base, orderNo, 900);
+  const payment = await paymentRecordedNotJudged(testbed, base, orderNo, 900);
   // Its owner delivers it again meanwhile: it stays RECEIVED while the promise waits.
   await new Promise((resolve) => setTimeout(resolve, 3_000));
   expect(await stores.payments.getPayment(payment.eventId)).toMatchObject({ outcome: 'RECEIVED' });
@@ -387,5 +401,5 @@ it('a payment for a promise older than any start could take (its owner away for 
     timeoutMs: 30_000,
   });
   expect(await stores.payments.getPayment(payment.eventId)).toMatchObject({ outcome: 'APPLIED' });
-  expectInvariants(await storesAgreed(sale.sku));
+  expectInvariants(await storesAgreed(testbed, sale.sku));
 });

@@ -9,50 +9,49 @@
  */
 import { randomInt, randomUUID } from 'node:crypto';
 import { request } from 'node:http';
-import type { Client } from '@temporalio/client';
-import type { RedisClient } from '../src/infra/redis.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { RATE_LIMIT_KEY_PREFIX } from '../src/api/rate-limit.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import { signWebhook } from '../toolkit/sign-webhook.js';
-import type { AppConfig } from '../src/config/index.js';
-import { type Stores } from '../src/db/stores.js';
 import { saleKeys } from '../src/redis/layout.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
-import { openStackClients, type StackClients } from './helpers/stack-clients.js';
+import { clientsTest } from './helpers/stack-test.js';
 import { expectInvariants, putOnSale, saleReport } from './helpers/fixtures.js';
 import { startTestWorker, type TestWorker } from './helpers/worker.js';
 
 // Windows far longer than a test, so no budget refills half-way through one on a slow machine.
 const LIMITS = { RATE_LIMIT_CHECKOUT: '10/60s', RATE_LIMIT_LOGIN: '3/60s', RATE_LIMIT_WEBHOOK: '5/60s' };
-let config: AppConfig;
-let api: RunningApi;
-let proxied: RunningApi;
-let clients: StackClients | undefined;
-let stores: Stores;
-let redis: RedisClient;
-let temporal: Client;
-let worker: TestWorker;
-let auth: ShopperAuth;
+const common = { TEMPORAL_TASK_QUEUE: `rate-${randomUUID()}`, AUTH_DEV_LOGIN: 'true', LOG_LEVEL: 'warn', ...LIMITS };
+const config = testConfig(common);
+const auth = new ShopperAuth(config);
 
-beforeAll(async () => {
-  const common = { TEMPORAL_TASK_QUEUE: `rate-${randomUUID()}`, AUTH_DEV_LOGIN: 'true', LOG_LEVEL: 'warn', ...LIMITS };
-  config = testConfig(common);
-  clients = await openStackClients(config);
-  ({ stores, redis, temporal } = clients);
-  worker = await startTestWorker({ config, stores, redis });
-  api = await startApi(config, 0);
-  proxied = await startApi(testConfig({ ...common, TRUST_PROXY: 'true' }), 0);
-  auth = new ShopperAuth(config);
-});
+/** The production worker of this file's queue, and two APIs on it: `proxied` trusts X-Forwarded-For. */
+interface Apis {
+  api: RunningApi;
+  proxied: RunningApi;
+}
 
-afterAll(async () => {
-  await Promise.allSettled([api?.close(), proxied?.close()]);
-  await worker?.close();
-  await clients?.close();
+const it = clientsTest(config).extend('apis', { scope: 'file' }, async ({ clients }, { onCleanup }): Promise<Apis> => {
+  let worker: TestWorker | undefined;
+  let api: RunningApi | undefined;
+  let proxied: RunningApi | undefined;
+  const close = async () => {
+    await Promise.allSettled([api?.close(), proxied?.close()]);
+    await worker?.close();
+  };
+  try {
+    worker = await startTestWorker({ config, stores: clients.stores, redis: clients.redis });
+    api = await startApi(config, 0);
+    proxied = await startApi(testConfig({ ...common, TRUST_PROXY: 'true' }), 0);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  onCleanup(close);
+  return { api, proxied };
 });
 
 interface Reply {
@@ -113,7 +112,12 @@ const tally = (replies: Reply[]) =>
   replies.reduce<Record<number, number>>((counts, r) => ({ ...counts, [r.status]: (counts[r.status] ?? 0) + 1 }), {});
 
 describe('checkout, per shopper', () => {
-  it('50 rapid checkouts from one shopper: 10 accepted, 40 refused with 429 and Retry-After; other shoppers unaffected; only the accepted ones exist', async () => {
+  it('50 rapid checkouts from one shopper: 10 accepted, 40 refused with 429 and Retry-After; other shoppers unaffected; only the accepted ones exist', async ({
+    clients,
+    apis,
+  }) => {
+    const { stores, redis, temporal } = clients;
+    const { api } = apis;
     const { sku } = await putOnSale(stores, redis, { stock: 100, perUserLimit: 100 });
     const hammer = `hammer-${randomUUID().slice(0, 8)}`;
     const others = [1, 2, 3].map((i) => `calm-${i}-${randomUUID().slice(0, 8)}`);
@@ -161,7 +165,9 @@ describe('checkout, per shopper', () => {
     expectInvariants(report);
   });
 
-  it('does not count requests answered from the sold-out flag, nor refuse them with 429', async () => {
+  it('does not count requests answered from the sold-out flag, nor refuse them with 429', async ({ clients, apis }) => {
+    const { stores, redis } = clients;
+    const { api } = apis;
     const { sku } = await putOnSale(stores, redis, { stock: 1, perUserLimit: 1 });
     const token = await auth.issue(`first-${randomUUID().slice(0, 8)}`);
     expect(
@@ -185,7 +191,8 @@ describe('checkout, per shopper', () => {
 });
 
 describe('dev login and webhook, per client IP', () => {
-  it('the 4th login from one address within the window is refused; another address is not', async () => {
+  it('the 4th login from one address within the window is refused; another address is not', async ({ apis }) => {
+    const { api } = apis;
     const from = ownLoopback();
     const login = (source: string, headers: Record<string, string> = {}) =>
       send(api.url, 'POST', '/api/auth/dev-login', { json: { userId: 'ip-user' }, from: source, headers });
@@ -195,7 +202,8 @@ describe('dev login and webhook, per client IP', () => {
     expect((await login(ownLoopback())).status).toBe(200);
   });
 
-  it('TRUST_PROXY off: a client cannot dodge its limit with X-Forwarded-For', async () => {
+  it('TRUST_PROXY off: a client cannot dodge its limit with X-Forwarded-For', async ({ apis }) => {
+    const { api } = apis;
     const from = ownLoopback();
     const login = () =>
       send(api.url, 'POST', '/api/auth/dev-login', {
@@ -207,7 +215,12 @@ describe('dev login and webhook, per client IP', () => {
     expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 429, 429]);
   });
 
-  it('TRUST_PROXY on: the address is the last X-Forwarded-For hop; forged entries before it change nothing', async () => {
+  it('TRUST_PROXY on: the address is the last X-Forwarded-For hop; forged entries before it change nothing', async ({
+    clients,
+    apis,
+  }) => {
+    const { redis } = clients;
+    const { proxied } = apis;
     const client = forwardedAddress();
     const from = ownLoopback();
     const login = (xff: string) =>
@@ -231,7 +244,12 @@ describe('dev login and webhook, per client IP', () => {
     expect(await redis.exists(`${RATE_LIMIT_KEY_PREFIX}:login:${from}`)).toBe(0);
   });
 
-  it('webhook: forged calls count per address (the 6th is 429); a verified provider from that address is not throttled', async () => {
+  it('webhook: forged calls count per address (the 6th is 429); a verified provider from that address is not throttled', async ({
+    clients,
+    apis,
+  }) => {
+    const { stores } = clients;
+    const { api } = apis;
     const from = ownLoopback();
     const eventId = `evt-limit-${randomUUID()}`;
     const raw = JSON.stringify({ eventId, type: 'payment.succeeded', orderNo: newOrderNo(), amountCents: 100 });

@@ -9,13 +9,9 @@ import { RECONCILE_WORKFLOW_TYPE } from '../src/model/workflow-types.js';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { temporalDataConverter } from '../src/infra/data-converter.js';
-import type { RedisClient } from '../src/infra/redis.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AppConfig } from '../src/config/index.js';
-import type { Pool } from 'mysql2/promise';
+import { describe, expect } from 'vitest';
 import type { OrderStore } from '../src/db/orders.js';
-import { type Stores } from '../src/db/stores.js';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
+import type { RedisInventory } from '../src/redis/redis-inventory.js';
 import { saleKeys } from '../src/redis/layout.js';
 import type { OrderWorkflowClient } from '../src/order/workflow-client.js';
 import type { OrderLookup } from '../src/order/lookup.js';
@@ -29,7 +25,8 @@ import { orderWorkflowId, type OrderInput } from '../src/model/order-workflow.js
 import { reconcileScheduleId, type ReconcileReport } from '../src/model/reconcile-workflow.js';
 import type { ReconcileWorkflow } from '../src/workflows/reconcile.js';
 import { testConfig } from './helpers/env.js';
-import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
+import type { StoreClients } from './helpers/stack-clients.js';
+import { storeClientsTest } from './helpers/stack-test.js';
 import { withMethods } from './helpers/faults.js';
 import { expectInvariants, expectSaleSettled, oneUnitOrder, putOnSale, saleReport } from './helpers/fixtures.js';
 import { startTestWorker, type TestWorker } from './helpers/worker.js';
@@ -39,43 +36,62 @@ import { awaitClosed, orderAccess, ordersWithoutBreakers } from './helpers/order
 import { OrderChangeNotifier } from '../src/order/status-reads.js';
 
 const GRACE_MS = 2_000;
-let config: AppConfig;
-let clients: StoreClients | undefined;
-let pool: Pool;
-let stores: Stores;
-let redis: RedisClient;
-let inventory: RedisInventory;
-let redisSales: RedisSales;
-let connection: Connection;
-let temporal: Client;
-let orders: OrderWorkflowClient;
-let lookup: OrderLookup;
-let worker: TestWorker;
+const config = testConfig({ TEMPORAL_TASK_QUEUE: `reconcile-${randomUUID()}`, LOG_LEVEL: 'warn' });
 
-beforeAll(async () => {
-  config = testConfig({ TEMPORAL_TASK_QUEUE: `reconcile-${randomUUID()}`, LOG_LEVEL: 'warn' });
-  clients = openStoreClients(config);
-  ({ pool, stores, redis } = clients);
-  inventory = new RedisInventory(redis, config.temporal.taskQueue);
-  redisSales = new RedisSales(redis, config.temporal.taskQueue);
-  connection = await Connection.connect({ address: config.temporal.address });
-  temporal = new Client({
-    connection,
-    namespace: config.temporal.namespace,
-    workflow: { queryRejectCondition: 'NOT_OPEN' },
-    dataConverter: temporalDataConverter(config),
-  });
-  ({ orders, lookup } = orderAccess(temporal, stores, config.temporal.taskQueue));
-  worker = await startTestWorker({ config, stores, redis, temporal });
-});
+/** The clients, a Temporal client that rejects queries of closed workflows, and the worker of this file's queue. */
+interface Bench extends Omit<StoreClients, 'close'> {
+  redisSales: RedisSales;
+  temporal: Client;
+  orders: OrderWorkflowClient;
+  lookup: OrderLookup;
+  /** Its worker away: nothing of this queue runs until it is started again. */
+  stopWorker(): Promise<void>;
+  startWorker(): Promise<void>;
+}
 
-afterAll(async () => {
-  await worker?.close();
-  await Promise.allSettled([connection?.close(), clients?.close()]);
-});
+const it = storeClientsTest(config).extend(
+  'bench',
+  { scope: 'file' },
+  async ({ clients }, { onCleanup }): Promise<Bench> => {
+    const { stores, redis } = clients;
+    const connection = await Connection.connect({ address: config.temporal.address });
+    const temporal = new Client({
+      connection,
+      namespace: config.temporal.namespace,
+      workflow: { queryRejectCondition: 'NOT_OPEN' },
+      dataConverter: temporalDataConverter(config),
+    });
+    let worker: TestWorker | undefined;
+    const close = async () => {
+      await worker?.close();
+      await connection.close().catch(() => undefined);
+    };
+    try {
+      worker = await startTestWorker({ config, stores, redis, temporal });
+    } catch (err) {
+      await close();
+      throw err;
+    }
+    onCleanup(close);
+    return {
+      ...clients,
+      redisSales: new RedisSales(redis, config.temporal.taskQueue),
+      temporal,
+      ...orderAccess(temporal, stores, config.temporal.taskQueue),
+      async stopWorker() {
+        await worker?.close();
+        worker = undefined;
+      },
+      async startWorker() {
+        worker ??= await startTestWorker({ config, stores, redis, temporal });
+      },
+    };
+  },
+);
 
 /** One reconcile run over the given sales, as the schedule would start it. */
 function reconcile(
+  { temporal }: Bench,
   skus: string[],
   reservationGraceMs = GRACE_MS,
   promiseMaxAgeMs?: number,
@@ -93,7 +109,12 @@ function reconcile(
  * `ageMs` ago; its handoff is far ahead, so the API processes' starters (of other test files, on
  * the same Redis) leave it to the reconciler, as when no starter runs.
  */
-async function promise(sale: { sku: string; priceCents: number }, userId: string, ageMs: number): Promise<OrderInput> {
+async function promise(
+  { inventory }: Bench,
+  sale: { sku: string; priceCents: number },
+  userId: string,
+  ageMs: number,
+): Promise<OrderInput> {
   const orderNo = newOrderNo();
   const nowMs = Date.now() - ageMs;
   const { unitPriceCents: _price, ...input } = oneUnitOrder(sale, {
@@ -116,6 +137,7 @@ async function promise(sale: { sku: string; priceCents: number }, userId: string
 
 /** Reserves as the API does (with the checkout's key, if any), dated `ageMs` ago; returns the workflow input for it. */
 async function reserve(
+  { inventory }: Bench,
   sale: { sku: string; priceCents: number },
   userId: string,
   ageMs = 0,
@@ -141,14 +163,15 @@ async function reserve(
 
 /** Reserves as the API does (dated `ageMs` ago), starts the order's workflow and waits until MySQL holds the order. */
 async function orderAwaitingPayment(
+  bench: Bench,
   sale: { sku: string; priceCents: number },
   userId: string,
   ageMs = 0,
   idempotencyKey?: string,
 ): Promise<OrderInput> {
-  const input = await reserve(sale, userId, ageMs, idempotencyKey);
-  await orders.start(input);
-  await waitFor(async () => (await stores.orders.getOrder(input.orderNo))?.status === 'AWAITING_PAYMENT', {
+  const input = await reserve(bench, sale, userId, ageMs, idempotencyKey);
+  await bench.orders.start(input);
+  await waitFor(async () => (await bench.stores.orders.getOrder(input.orderNo))?.status === 'AWAITING_PAYMENT', {
     what: `${input.orderNo} to await payment`,
     timeoutMs: 10_000,
   });
@@ -156,7 +179,7 @@ async function orderAwaitingPayment(
 }
 
 /** The reconciler's activities over an order client that counts the payment Signals it sends (and sends them). */
-function countingSignals() {
+function countingSignals({ orders, redis, stores, inventory }: Bench) {
   const signalled: string[] = [];
   const counting = withMethods(orders, (name) =>
     name === 'signalPaymentApplied'
@@ -178,12 +201,15 @@ async function reconcilePages(activities: ReturnType<typeof createReconcileActiv
 }
 
 describe('ReconcileWorkflow', () => {
-  it('leaves a promised order within its maximum age to its one owner (the starter), and gives one up past it', async () => {
+  it('leaves a promised order within its maximum age to its one owner (the starter), and gives one up past it', async ({
+    bench,
+  }) => {
+    const { stores, redis, inventory, orders } = bench;
     const sale = await putOnSale(stores, redis, { stock: 3, perUserLimit: 1 });
     // 50 s either side of the maximum age: a loaded machine may take seconds to reach the reconcile's reading.
-    const kept = await promise(sale, 'kept-promise', 10_000);
-    const expired = await promise(sale, 'expired-promise', 120_000);
-    const report = await reconcile([sale.sku], GRACE_MS, 60_000);
+    const kept = await promise(bench, sale, 'kept-promise', 10_000);
+    const expired = await promise(bench, sale, 'expired-promise', 120_000);
+    const report = await reconcile(bench, [sale.sku], GRACE_MS, 60_000);
     expect(report.sales[0]).toMatchObject({ releasedOrphans: 1, pendingUnits: 1 });
     // Not started by the reconciler: promises have one owner, which starts it (here, as its owner would).
     expect(await orders.workflowState(kept.orderNo)).toBe('NOT_FOUND');
@@ -201,15 +227,18 @@ describe('ReconcileWorkflow', () => {
     await expectSaleSettled(stores, redis, sale.sku, { available: 2, reserved: 1 });
   });
 
-  it('releases an orphan reservation (its workflow never started) after the grace period, records it FAILED, and its shopper can buy again', async () => {
+  it('releases an orphan reservation (its workflow never started) after the grace period, records it FAILED, and its shopper can buy again', async ({
+    bench,
+  }) => {
+    const { stores, redis, inventory } = bench;
     const sale = await putOnSale(stores, redis, { stock: 3, perUserLimit: 1 });
-    const orphan = await reserve(sale, 'orphaned', 10_000);
-    const young = await reserve(sale, 'young');
+    const orphan = await reserve(bench, sale, 'orphaned', 10_000);
+    const young = await reserve(bench, sale, 'young');
     expect(
       (await inventory.reserve({ orderNo: newOrderNo(), sku: sale.sku, userId: 'orphaned', quantity: 1 })).outcome,
     ).toBe('LIMIT_EXCEEDED');
 
-    const report = await reconcile([sale.sku]);
+    const report = await reconcile(bench, [sale.sku]);
     expect(report.sales).toEqual([
       expect.objectContaining({ sku: sale.sku, releasedOrphans: 1, live: 2, pendingUnits: 1 }),
     ]);
@@ -224,14 +253,16 @@ describe('ReconcileWorkflow', () => {
     ).toBe('RESERVED');
   });
 
-  it.each([
+  // it.for, not it.each: its callback is given the test's context, and with it the fixture.
+  it.for([
     { fault: 'MySQL fails the FAILED row', client: 'store', calls: ['close'] },
     { fault: 'Redis fails the release', client: 'redis', calls: ['inventoryRelease'] },
   ] as const)(
     'gives an orphan up completely (FAILED row, units back) when $fault once: the retried page finishes the repair',
-    async ({ client, calls }) => {
+    async ({ client, calls }, { bench }) => {
+      const { stores, redis, inventory, temporal } = bench;
       const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
-      const orphan = await reserve(sale, `between-writes-${client}`, 10_000);
+      const orphan = await reserve(bench, sale, `between-writes-${client}`, 10_000);
       // A worker of its own whose MySQL or Redis times out on the first such call; the reconciler's
       // activity is then retried by Temporal, as after a real timeout, wherever the first one stopped.
       const injected: string[] = [];
@@ -253,7 +284,7 @@ describe('ReconcileWorkflow', () => {
         starter: false,
       });
       try {
-        await reconcile([sale.sku], GRACE_MS, undefined, taskQueue);
+        await reconcile(bench, [sale.sku], GRACE_MS, undefined, taskQueue);
       } finally {
         await flakyWorker.close();
       }
@@ -268,9 +299,12 @@ describe('ReconcileWorkflow', () => {
     },
   );
 
-  it('a start that comes after the reconciler wrote FAILED (its release not done yet) fails too, and gives back the units it claimed', async () => {
+  it('a start that comes after the reconciler wrote FAILED (its release not done yet) fails too, and gives back the units it claimed', async ({
+    bench,
+  }) => {
+    const { stores, redis, temporal, orders, lookup } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
-    const input = await reserve(sale, 'late-start', 10_000);
+    const input = await reserve(bench, sale, 'late-start', 10_000);
     // The reconciler's first write, its release not yet made (it died, or Redis failed it).
     const createdAt = new Date(input.createdAt);
     expect(
@@ -289,13 +323,16 @@ describe('ReconcileWorkflow', () => {
     await expectSaleSettled(stores, redis, sale.sku, { available: 2, reserved: 0 });
   });
 
-  it('leaves a reservation whose workflow is running alone, and releases it once that workflow was terminated without persisting', async () => {
+  it('leaves a reservation whose workflow is running alone, and releases it once that workflow was terminated without persisting', async ({
+    bench,
+  }) => {
+    const { stores, redis, inventory, temporal } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
-    const input = await reserve(sale, 'stuck', 10_000);
+    const input = await reserve(bench, sale, 'stuck', 10_000);
     // A task queue no worker polls: the workflow runs but never gets to claim and persist.
     const idle = ordersWithoutBreakers(temporal, `nobody-${randomUUID()}`);
     await idle.start(input);
-    expect((await reconcile([sale.sku])).sales[0]).toMatchObject({
+    expect((await reconcile(bench, [sale.sku])).sales[0]).toMatchObject({
       releasedOrphans: 0,
       releasedAbandoned: 0,
       pendingUnits: 1,
@@ -303,7 +340,7 @@ describe('ReconcileWorkflow', () => {
     expect((await inventory.getReservation(sale.sku, input.orderNo))?.state).toBe('RESERVED');
 
     await temporal.workflow.getHandle(orderWorkflowId(input.orderNo)).terminate('test: an operator terminated it');
-    expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ releasedAbandoned: 1, pendingUnits: 0 });
+    expect((await reconcile(bench, [sale.sku])).sales[0]).toMatchObject({ releasedAbandoned: 1, pendingUnits: 0 });
     expect(await stores.orders.getOrder(input.orderNo)).toMatchObject({
       status: 'FAILED',
       failureReason: expect.stringMatching(/^ReservationAbandoned/),
@@ -311,18 +348,21 @@ describe('ReconcileWorkflow', () => {
     await expectSaleSettled(stores, redis, sale.sku, { available: 2, reserved: 0 });
   });
 
-  it('asks Temporal nothing of a promise whose start was never confirmed (its owner starts it), and releases it at once when its owner found its workflow closed', async () => {
+  it('asks Temporal nothing of a promise whose start was never confirmed (its owner starts it), and releases it at once when its owner found its workflow closed', async ({
+    bench,
+  }) => {
+    const { stores, redis, inventory, temporal } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
-    const input = await promise(sale, 'queued', 10_000);
+    const input = await promise(bench, sale, 'queued', 10_000);
     // Started (on a queue no worker polls) and terminated before it claimed, its owner gone before dropping its entry.
     await ordersWithoutBreakers(temporal, `nobody-${randomUUID()}`).start(input);
     await temporal.workflow.getHandle(orderWorkflowId(input.orderNo)).terminate('test: terminated before it claimed');
     // Still queued: the reconciler leaves it to its owner, not asking Temporal (it would have found it closed).
-    expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ releasedAbandoned: 0, pendingUnits: 1 });
+    expect((await reconcile(bench, [sale.sku])).sales[0]).toMatchObject({ releasedAbandoned: 0, pendingUnits: 1 });
     expect((await inventory.getReservation(sale.sku, input.orderNo))?.state).toBe('RESERVED');
     // Its owner's next start finds the workflow closed and drops the entry (starter.ts): now it is given up at once.
     await new PromiseQueue(redis).dropStartEntry(sale.sku, input.orderNo);
-    expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ releasedAbandoned: 1, pendingUnits: 0 });
+    expect((await reconcile(bench, [sale.sku])).sales[0]).toMatchObject({ releasedAbandoned: 1, pendingUnits: 0 });
     expect(await stores.orders.getOrder(input.orderNo)).toMatchObject({
       status: 'FAILED',
       failureReason: expect.stringMatching(/^ReservationAbandoned/),
@@ -330,9 +370,10 @@ describe('ReconcileWorkflow', () => {
     await expectSaleSettled(stores, redis, sale.sku, { available: 2, reserved: 0 });
   });
 
-  it('adopts back an order MySQL holds whose reservation Redis lost, and the order is then paid', async () => {
+  it('adopts back an order MySQL holds whose reservation Redis lost, and the order is then paid', async ({ bench }) => {
+    const { stores, redis, inventory, temporal, orders } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
-    const input = await orderAwaitingPayment(sale, 'adoptee');
+    const input = await orderAwaitingPayment(bench, sale, 'adoptee');
     // What a Redis restart from an AOF without the last writes looks like: no record, counters back.
     const keys = saleKeys(sale.sku);
     await redis
@@ -344,7 +385,7 @@ describe('ReconcileWorkflow', () => {
       .exec();
     expect((await saleReport(stores, redis, sale.sku)).checks.storesAgree).toBe(false);
 
-    const report = await reconcile([sale.sku]);
+    const report = await reconcile(bench, [sale.sku]);
     expect(report.sales[0]).toMatchObject({
       adopted: 1,
       notAdopted: 0,
@@ -369,9 +410,12 @@ describe('ReconcileWorkflow', () => {
     expectInvariants(paid);
   });
 
-  it("carries out a paid order's unit its workflow has not (its Signal lost): confirmed and signalled once the payment is a grace old, then the workflow closes it PAID", async () => {
+  it("carries out a paid order's unit its workflow has not (its Signal lost): confirmed and signalled once the payment is a grace old, then the workflow closes it PAID", async ({
+    bench,
+  }) => {
+    const { stores, redis, pool, inventory, temporal } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
-    const input = await orderAwaitingPayment(sale, 'unsignalled', 10_000);
+    const input = await orderAwaitingPayment(bench, sale, 'unsignalled', 10_000);
     // Recorded and applied by the row, then the webhook's process died before its Signal.
     const { row, judged } = await stores.payments.recordPayment(
       { eventId: `evt-unsignalled-${input.orderNo}`, orderNo: input.orderNo, amountCents: sale.priceCents },
@@ -379,14 +423,14 @@ describe('ReconcileWorkflow', () => {
     );
     expect({ judged, outcome: row.outcome }).toEqual({ judged: true, outcome: 'APPLIED' });
     // Paid a moment ago: its workflow's own close may be on its way; left to it.
-    expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ alignedConfirmed: 0 });
+    expect((await reconcile(bench, [sale.sku])).sales[0]).toMatchObject({ alignedConfirmed: 0 });
     expect((await inventory.getReservation(sale.sku, input.orderNo))?.state).toBe('CLAIMED');
     // A grace later, the row's verdict is carried out in Redis, and the workflow signalled again.
     await pool.query('UPDATE orders SET paid_at = paid_at - INTERVAL ? MICROSECOND WHERE order_no = ?', [
       (GRACE_MS + 1_000) * 1_000,
       input.orderNo,
     ]);
-    expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ alignedConfirmed: 1 });
+    expect((await reconcile(bench, [sale.sku])).sales[0]).toMatchObject({ alignedConfirmed: 1 });
     expect((await inventory.getReservation(sale.sku, input.orderNo))?.state).toBe('SOLD');
     await awaitClosed(temporal, input.orderNo);
     expect(await temporal.workflow.getHandle(orderWorkflowId(input.orderNo)).result()).toMatchObject({
@@ -397,11 +441,14 @@ describe('ReconcileWorkflow', () => {
 
   // At a sale's rate closes may lag past the grace: a second Signal to each (1.09-1.12 per payment in the benchmark)
   // only lengthened the backlog they waited in.
-  it('sends no Signal again to a workflow that holds one and is only behind (its worker away): the unit confirmed, then PAID', async () => {
+  it('sends no Signal again to a workflow that holds one and is only behind (its worker away): the unit confirmed, then PAID', async ({
+    bench,
+  }) => {
+    const { stores, redis, inventory, temporal, orders } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
-    const input = await orderAwaitingPayment(sale, 'behind', 10_000);
+    const input = await orderAwaitingPayment(bench, sale, 'behind', 10_000);
     // Its worker away: the Signal waits in the history, a workflow task pending.
-    await worker.close();
+    await bench.stopWorker();
     try {
       const { row } = await stores.payments.recordPayment(
         { eventId: `evt-behind-${input.orderNo}`, orderNo: input.orderNo, amountCents: sale.priceCents },
@@ -409,13 +456,13 @@ describe('ReconcileWorkflow', () => {
       );
       expect(await orders.signalPaymentApplied(input.orderNo, storedPayment(row))).toBe('SIGNALLED');
       expect(await orders.hasWorkflowTaskPending(input.orderNo)).toBe(true);
-      const { activities, signalled } = countingSignals();
+      const { activities, signalled } = countingSignals(bench);
       // Past any grace: the row's verdict is carried out in Redis, and no Signal is sent again.
       await reconcilePages(activities, sale.sku);
       expect(signalled).toEqual([]);
       expect((await inventory.getReservation(sale.sku, input.orderNo))?.state).toBe('SOLD');
     } finally {
-      worker = await startTestWorker({ config, stores, redis, temporal });
+      await bench.startWorker();
     }
     // Back, its worker reads the Signal it held: PAID.
     await awaitClosed(temporal, input.orderNo);
@@ -428,10 +475,13 @@ describe('ReconcileWorkflow', () => {
   // Defect 7 of "One close" (on 7b2150e the row stayed marked for a Signal after its workflow had followed it, or after
   // its order failed and its payment turned owed back, and the reconciler's page, which did not look at the outcome,
   // signalled it again: 2 Signals sent for nothing here).
-  it('sends no Signal for nothing: not for an order its workflow closed, nor for a payment owed back', async () => {
+  it('sends no Signal for nothing: not for an order its workflow closed, nor for a payment owed back', async ({
+    bench,
+  }) => {
+    const { stores, redis, pool, inventory, temporal, orders } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
-    const paid = await orderAwaitingPayment(sale, 'closed-paid', 10_000);
-    const failed = await orderAwaitingPayment(sale, 'failed-after-payment', 10_000);
+    const paid = await orderAwaitingPayment(bench, sale, 'closed-paid', 10_000);
+    const failed = await orderAwaitingPayment(bench, sale, 'failed-after-payment', 10_000);
     const record = async (orderNo: string) =>
       (
         await stores.payments.recordPayment(
@@ -453,7 +503,7 @@ describe('ReconcileWorkflow', () => {
       [paid.orderNo, failed.orderNo],
     ]);
     // Every page of a run, its order client counting what it sends.
-    const { activities, signalled } = countingSignals();
+    const { activities, signalled } = countingSignals(bench);
     await activities.decideWaitingPayments({ olderThanMs: 0, notFoundAfterMs: 3_600_000, limit: 100 });
     await activities.startOwedRefunds({ afterEventId: '', limit: 100 });
     await reconcilePages(activities, sale.sku);
@@ -461,9 +511,12 @@ describe('ReconcileWorkflow', () => {
     await expectSaleSettled(stores, redis, sale.sku, { available: 1, reserved: 0, sold: 1 });
   });
 
-  it('decides payments left waiting: by the order row where it exists (an earlier build left it), ORDER_NOT_FOUND where no order of ours has the number', async () => {
+  it('decides payments left waiting: by the order row where it exists (an earlier build left it), ORDER_NOT_FOUND where no order of ours has the number', async ({
+    bench,
+  }) => {
+    const { stores, redis, pool, temporal } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
-    const input = await orderAwaitingPayment(sale, 'left-waiting', 10_000);
+    const input = await orderAwaitingPayment(bench, sale, 'left-waiting', 10_000);
     // A payment an earlier build recorded RECEIVED for its workflow to judge, 20 s ago.
     const waiting = `evt-waiting-${input.orderNo}`;
     await pool.query(
@@ -483,7 +536,7 @@ describe('ReconcileWorkflow', () => {
       stray.eventId,
     ]);
 
-    const report = await reconcile([sale.sku]);
+    const report = await reconcile(bench, [sale.sku]);
     expect(report.paymentsDecided).toBeGreaterThanOrEqual(2);
     expect(await stores.payments.getPayment(stray.eventId)).toMatchObject({
       outcome: 'REFUND_REQUIRED',
@@ -495,7 +548,7 @@ describe('ReconcileWorkflow', () => {
       (GRACE_MS + 1_000) * 1_000,
       input.orderNo,
     ]);
-    await reconcile([sale.sku]);
+    await reconcile(bench, [sale.sku]);
     await awaitClosed(temporal, input.orderNo);
     expect(await temporal.workflow.getHandle(orderWorkflowId(input.orderNo)).result()).toMatchObject({
       status: 'PAID',
@@ -503,9 +556,10 @@ describe('ReconcileWorkflow', () => {
     await expectSaleSettled(stores, redis, sale.sku, { sold: 1, reserved: 0 });
   });
 
-  it('aligns Redis to a final MySQL order whose last Redis write was lost', async () => {
+  it('aligns Redis to a final MySQL order whose last Redis write was lost', async ({ bench }) => {
+    const { stores, redis, temporal, orders, lookup } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
-    const input = await orderAwaitingPayment(sale, 'canceller', 10_000);
+    const input = await orderAwaitingPayment(bench, sale, 'canceller', 10_000);
     const found = await lookup.find(input.orderNo);
     if (!found) throw new Error('order not found');
     expect(await orders.cancel(found.view.orderNo)).toMatchObject({ outcome: 'TAKEN' });
@@ -521,16 +575,19 @@ describe('ReconcileWorkflow', () => {
       .hincrby(keys.users, 'canceller', 1)
       .exec();
 
-    expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ alignedReleased: 1 });
+    expect((await reconcile(bench, [sale.sku])).sales[0]).toMatchObject({ alignedReleased: 1 });
     await expectSaleSettled(stores, redis, sale.sku, { available: 2, reserved: 0 });
   });
 
-  it("sets again a closed order's checkout key that Redis lost with its writes: a retry with the key answers that order", async () => {
+  it("sets again a closed order's checkout key that Redis lost with its writes: a retry with the key answers that order", async ({
+    bench,
+  }) => {
+    const { stores, redis, inventory, temporal, orders } = bench;
     // Red on caf8b7e: nothing set it again; a retry reserved a new order (redis-aof-tail-lost's sameKeySameOrder).
     const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
     const userId = 'lost-key';
     const idempotencyKey = `key-${randomUUID()}`;
-    const { orderNo } = await orderAwaitingPayment(sale, userId, 0, idempotencyKey);
+    const { orderNo } = await orderAwaitingPayment(bench, sale, userId, 0, idempotencyKey);
     expect(await orders.cancel(orderNo)).toMatchObject({ outcome: 'TAKEN' });
     await awaitClosed(temporal, orderNo);
     expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'CANCELLED', idempotencyKey });
@@ -538,7 +595,7 @@ describe('ReconcileWorkflow', () => {
     // included (the counters came back to where they were).
     await redis.hdel(saleKeys(sale.sku).idempotency, `${userId.length}:${userId}\n${idempotencyKey}`);
 
-    expect((await reconcile([sale.sku])).sales[0]).toMatchObject({ keysRestored: 1 });
+    expect((await reconcile(bench, [sale.sku])).sales[0]).toMatchObject({ keysRestored: 1 });
     const retried = await inventory.reserve({
       orderNo: newOrderNo(),
       sku: sale.sku,
@@ -548,10 +605,13 @@ describe('ReconcileWorkflow', () => {
     });
     expect(retried).toMatchObject({ outcome: 'DUPLICATE', orderNo });
     // Set once: the next run finds nothing missing.
-    expect((await reconcile([sale.sku])).sales.find((s) => s.sku === sale.sku)?.keysRestored ?? 0).toBe(0);
+    expect((await reconcile(bench, [sale.sku])).sales.find((s) => s.sku === sale.sku)?.keysRestored ?? 0).toBe(0);
   });
 
-  it('names a sale defined in Redis with no MySQL row (its create lost its commit) until the create is retried', async () => {
+  it('names a sale defined in Redis with no MySQL row (its create lost its commit) until the create is retried', async ({
+    bench,
+  }) => {
+    const { stores, redis, redisSales } = bench;
     const definition = {
       sku: `LOST-${randomUUID().slice(0, 8)}`.toUpperCase(),
       name: 'lost commit',
@@ -560,22 +620,23 @@ describe('ReconcileWorkflow', () => {
       perUserLimit: 1,
     };
     expect(await redisSales.defineSale(definition)).toBe(true); // what the create left: Redis only
-    expect((await reconcile([definition.sku])).salesOnlyInRedis).toEqual([definition.sku]);
+    expect((await reconcile(bench, [definition.sku])).salesOnlyInRedis).toEqual([definition.sku]);
     await SalesService.onClients(stores, redis, config.temporal.taskQueue).create(definition); // the admin's retry
-    const report = await reconcile([definition.sku]);
+    const report = await reconcile(bench, [definition.sku]);
     expect(report.salesOnlyInRedis).toEqual([]);
     expectInvariants(await saleReport(stores, redis, definition.sku));
   });
 
-  it('reports a sale whose stores disagree in a way it cannot repair', async () => {
+  it('reports a sale whose stores disagree in a way it cannot repair', async ({ bench }) => {
+    const { stores, redis } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
     const keys = saleKeys(sale.sku);
     await redis.multi().hincrby(keys.sale, 'available', -1).hincrby(keys.sale, 'sold', 1).exec();
-    const report = await reconcile([sale.sku]);
+    const report = await reconcile(bench, [sale.sku]);
     expect(report.drifting).toEqual([sale.sku]);
     expect(report.sales[0]?.drift).toMatchObject({ sold: 1, available: -1, agrees: false });
     await redis.multi().hincrby(keys.sale, 'available', 1).hincrby(keys.sale, 'sold', -1).exec();
-    expect((await reconcile([sale.sku])).drifting).toEqual([]);
+    expect((await reconcile(bench, [sale.sku])).drifting).toEqual([]);
   });
 });
 
@@ -583,7 +644,11 @@ describe('ReconcileWorkflow', () => {
  * What a Redis restart from an AOF without the last writes leaves of an order awaiting payment: its
  * row in MySQL, no record in Redis, the counters and the shopper's holding as before its reserve.
  */
-async function loseReservation(sku: string, order: { orderNo: string; userId: string }): Promise<void> {
+async function loseReservation(
+  { redis }: Bench,
+  sku: string,
+  order: { orderNo: string; userId: string },
+): Promise<void> {
   const keys = saleKeys(sku);
   await redis
     .multi()
@@ -597,14 +662,18 @@ async function loseReservation(sku: string, order: { orderNo: string; userId: st
 
 describe('adoptMissingReservations, raced by a cancel', () => {
   /** The shopper cancels through the order's workflow: its row CANCELLED, then its release (of no record). */
-  async function cancel(orderNo: string): Promise<void> {
+  async function cancel({ orders, temporal, stores }: Bench, orderNo: string): Promise<void> {
     expect(await orders.cancel(orderNo)).toMatchObject({ outcome: 'TAKEN' });
     await awaitClosed(temporal, orderNo);
     expect(await stores.orders.getOrder(orderNo)).toMatchObject({ status: 'CANCELLED' });
   }
 
   /** Redis as if the order had never been adopted: no record, the units on sale, the shopper's limit free. */
-  async function expectNeverAdopted(sale: { sku: string }, order: { orderNo: string; userId: string }) {
+  async function expectNeverAdopted(
+    { stores, redis, inventory }: Bench,
+    sale: { sku: string },
+    order: { orderNo: string; userId: string },
+  ) {
     const report = await saleReport(stores, redis, sale.sku);
     expect({
       record: await inventory.getReservation(sale.sku, order.orderNo),
@@ -617,16 +686,17 @@ describe('adoptMissingReservations, raced by a cancel', () => {
     ).toBe('RESERVED');
   }
 
-  it('does not adopt an order cancelled between the read of MySQL and the read of Redis', async () => {
+  it('does not adopt an order cancelled between the read of MySQL and the read of Redis', async ({ bench }) => {
+    const { stores, redis, inventory, orders } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
-    const input = await orderAwaitingPayment(sale, 'cancelled-between-reads');
-    await loseReservation(sale.sku, input);
+    const input = await orderAwaitingPayment(bench, sale, 'cancelled-between-reads');
+    await loseReservation(bench, sale.sku, input);
     // The cancel lands right after MySQL listed the order as holding.
     const racedOrders = withMethods(stores.orders, (name) =>
       name === 'holdingOrdersPage'
         ? async (...args: Parameters<OrderStore['holdingOrdersPage']>) => {
             const rows = await stores.orders.holdingOrdersPage(...args);
-            await cancel(input.orderNo);
+            await cancel(bench, input.orderNo);
             return rows;
           }
         : undefined,
@@ -638,14 +708,17 @@ describe('adoptMissingReservations, raced by a cancel', () => {
       orders,
     });
     const page = await activities.adoptMissingReservations({ sku: sale.sku, afterOrderNo: '', limit: 100 });
-    await expectNeverAdopted(sale, input);
+    await expectNeverAdopted(bench, sale, input);
     expect(page).toEqual({ next: null, adopted: 0, notAdopted: 0, undone: 0 });
   });
 
-  it('gives back an adoption whose order was cancelled between the re-read of its row and the adopt', async () => {
+  it('gives back an adoption whose order was cancelled between the re-read of its row and the adopt', async ({
+    bench,
+  }) => {
+    const { stores, redis, inventory, orders } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
-    const input = await orderAwaitingPayment(sale, 'cancelled-before-adopt');
-    await loseReservation(sale.sku, input);
+    const input = await orderAwaitingPayment(bench, sale, 'cancelled-before-adopt');
+    await loseReservation(bench, sale.sku, input);
     // The cancel lands right before the adopt: after the rows were read again (still holding), and
     // its workflow's release finds no record.
     const steps: string[] = [];
@@ -666,7 +739,7 @@ describe('adoptMissingReservations, raced by a cancel', () => {
       name === 'adopt'
         ? async (...args: Parameters<RedisInventory['adopt']>) => {
             if (!steps.includes('cancel')) {
-              await cancel(input.orderNo);
+              await cancel(bench, input.orderNo);
               steps.push('cancel');
             }
             steps.push('adopt');
@@ -681,22 +754,25 @@ describe('adoptMissingReservations, raced by a cancel', () => {
       orders,
     });
     const page = await activities.adoptMissingReservations({ sku: sale.sku, afterOrderNo: '', limit: 100 });
-    await expectNeverAdopted(sale, input);
+    await expectNeverAdopted(bench, sale, input);
     expect(page).toEqual({ next: null, adopted: 1, notAdopted: 0, undone: 1 });
     expect(steps).toEqual(['holdingOrdersPage', 'getOrders', 'cancel', 'adopt', 'getOrders']);
   });
 
   // Defect 4 of "One close" (red on 7b2150e: the undo released as owner, release.lua answered SOLD, and Redis kept the
   // unit sold while MySQL had given it back).
-  it('gives back an adoption as sold whose paid order failed between the re-read of its row and the adopt', async () => {
+  it('gives back an adoption as sold whose paid order failed between the re-read of its row and the adopt', async ({
+    bench,
+  }) => {
+    const { stores, redis, inventory, temporal, orders } = bench;
     const sale = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
-    const input = await orderAwaitingPayment(sale, 'failed-before-adopt');
+    const input = await orderAwaitingPayment(bench, sale, 'failed-before-adopt');
     await stores.payments.recordPayment(
       { eventId: `evt-${input.orderNo}`, orderNo: input.orderNo, amountCents: sale.priceCents },
       'webhook',
     );
     await temporal.workflow.getHandle(orderWorkflowId(input.orderNo)).terminate('test: its workflow is gone');
-    await loseReservation(sale.sku, input);
+    await loseReservation(bench, sale.sku, input);
     const racedInventory = withMethods(inventory, (name) =>
       name === 'adopt'
         ? async (...args: Parameters<RedisInventory['adopt']>) => {
@@ -726,7 +802,8 @@ describe('adoptMissingReservations, raced by a cancel', () => {
 });
 
 describe('the reconcile schedule', () => {
-  it('is created once and then kept up to date, idempotently', async () => {
+  it('is created once and then kept up to date, idempotently', async ({ bench }) => {
+    const { temporal } = bench;
     const settings = { temporal: config.temporal, reservationGraceMs: 60_000 };
     const scheduleId = reconcileScheduleId(config.temporal.taskQueue);
     try {

@@ -10,7 +10,7 @@
  * Stripe doubles.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
 import type Stripe from 'stripe';
 import type { StripeSettings } from '../src/payments/providers/stripe/settings.js';
@@ -28,64 +28,64 @@ import {
   stripeClient,
   stripeIdempotencyKeys,
 } from '../src/payments/providers/stripe/api.js';
-import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
+import type { PerQueueTestbed } from './helpers/per-queue.js';
+import { stripeTestbedTest } from './helpers/stack-test.js';
 import { refundsScopedTo } from './helpers/worker.js';
 import { startStripeApi, type StripeApi } from './helpers/stripe-api.js';
 import { settingsOf } from '../toolkit/provider-config.js';
 import { stripe as stripeProvider } from '../src/payments/providers/stripe/definition.js';
 import { OrderChangeNotifier } from '../src/order/status-reads.js';
 
-let stripeApi: StripeApi;
-/** A Stripe whose refunds stay pending until settleRefund (and no webhook endpoint: no event reaches us). */
-let pendingApi: StripeApi;
-let settings: StripeSettings;
-let pendingSettings: StripeSettings;
-let bed: PerQueueTestbed;
 const taskQueue = `refunds-${randomUUID()}`;
 
-beforeAll(async () => {
-  [stripeApi, pendingApi] = await Promise.all([startStripeApi(), startStripeApi({ refundStatus: 'pending' })]);
-  bed = await openPerQueueTestbed({
-    PAYMENT_PROVIDER: 'stripe',
-    STRIPE_SECRET_KEY: 'sk_test_flashcheckout',
-    STRIPE_WEBHOOK_SECRET: 'whsec_flashcheckouttest',
-    STRIPE_API_URL: stripeApi.url,
-    STRIPE_DEPLOYMENT_TAG: 'flash-checkout-refunds-test',
-    LOG_LEVEL: 'silent',
-  });
-  settings = settingsOf(bed.config, stripeProvider)!;
-  pendingSettings = { ...settings, apiUrl: pendingApi.url };
-  // The worker that runs this file's RefundWorkflows (its refundPayment asks this file's default double).
-  await bed.startWorker(taskQueue);
-}, 120_000);
+/** The file's worker on `taskQueue`, its default Stripe double, and the adapter's settings that ask that double. */
+interface Refunder {
+  testbed: PerQueueTestbed;
+  stripeApi: StripeApi;
+  settings: StripeSettings;
+}
 
-afterAll(async () => {
-  await bed?.close();
-  await Promise.allSettled([stripeApi?.stop(), pendingApi?.stop()]);
-});
+const it = stripeTestbedTest({
+  STRIPE_SECRET_KEY: 'sk_test_flashcheckout',
+  STRIPE_WEBHOOK_SECRET: 'whsec_flashcheckouttest',
+  STRIPE_DEPLOYMENT_TAG: 'flash-checkout-refunds-test',
+  LOG_LEVEL: 'silent',
+})
+  .extend('refunder', { scope: 'file' }, async ({ testbed, stripeApi }): Promise<Refunder> => {
+    // The worker that runs this file's RefundWorkflows (its refundPayment asks this file's default double).
+    await testbed.startWorker(taskQueue);
+    return { testbed, stripeApi, settings: settingsOf(testbed.config, stripeProvider)! };
+  })
+  /** A Stripe whose refunds stay pending until settleRefund (and no webhook endpoint: no event reaches us). */
+  .extend('pendingApi', { scope: 'file' }, async ({}, { onCleanup }) => {
+    const pendingApi = await startStripeApi({ refundStatus: 'pending' });
+    onCleanup(() => pendingApi.stop());
+    return pendingApi;
+  });
 
 /** This file's payments: the only rows its reconciler pages see. */
 const ours = new Set<string>();
 
 /** The reconciler's refund page over this file's rows, starting workflows on this file's queue. */
-function reconcilerOf(afterLook?: () => Promise<void>) {
+function reconcilerOf(testbed: PerQueueTestbed, afterLook?: () => Promise<void>) {
   return createReconcileActivities({
-    changes: new OrderChangeNotifier(bed.redis),
-    stores: refundsScopedTo(bed.stores, (row) => ours.has(row.eventId), afterLook),
-    inventory: bed.inventory,
-    orders: OrderWorkflowClient.withoutBreakers(bed.temporal, taskQueue, new StartPacing({ maxLimit: 10 })),
+    changes: new OrderChangeNotifier(testbed.redis),
+    stores: refundsScopedTo(testbed.stores, (row) => ours.has(row.eventId), afterLook),
+    inventory: testbed.inventory,
+    orders: OrderWorkflowClient.withoutBreakers(testbed.temporal, taskQueue, new StartPacing({ maxLimit: 10 })),
     refundProviders: ['stripe'],
   });
 }
 
-/** The refund activity as Temporal runs it, asking `api`'s Stripe. */
-const refundActivity = (api: 'default' | 'pending') =>
+/** The refund activity as Temporal runs it, asking the Stripe that `settings` name. */
+const refundActivity = (testbed: PerQueueTestbed, settings: StripeSettings) =>
   createRefundActivities({
-    stores: bed.stores,
-    providers: { stripe: new StripeProvider(api === 'default' ? settings : pendingSettings) },
+    stores: testbed.stores,
+    providers: { stripe: new StripeProvider(settings) },
   }).refundPayment;
 
-const refundRun = (eventId: string) => bed.temporal.workflow.getHandle(refundWorkflowId(eventId)).result();
+const refundRun = (testbed: PerQueueTestbed, eventId: string) =>
+  testbed.temporal.workflow.getHandle(refundWorkflowId(eventId)).result();
 
 /** Resolves for every caller once `parties` have called it: owners that looked at the same moment. */
 function barrier(parties: number): () => Promise<void> {
@@ -99,21 +99,23 @@ function barrier(parties: number): () => Promise<void> {
 }
 
 /**
- * A PaymentIntent paid at `api`'s Stripe, and its payment recorded REFUND_REQUIRED (money on an intent no order
- * opened: INTENT_MISMATCH), due at once.
+ * A PaymentIntent paid at `api`'s Stripe (asked with `settings`), and its payment recorded REFUND_REQUIRED (money on
+ * an intent no order opened: INTENT_MISMATCH), due at once.
  */
 async function paymentToRefund(
+  testbed: PerQueueTestbed,
   api: StripeApi,
+  settings: StripeSettings,
   amountCents = 1_500,
 ): Promise<{ eventId: string; intentId: string; row: PaymentRow }> {
-  const intent = await stripeClient(api === stripeApi ? settings : pendingSettings).paymentIntents.create({
+  const intent = await stripeClient(settings).paymentIntents.create({
     amount: amountCents,
     currency: 'usd',
   });
   api.confirm(intent.id, 'succeeded');
   const eventId = `evt-refunds-${randomUUID()}`;
   ours.add(eventId);
-  const { row } = await bed.stores.payments.recordPayment(
+  const { row } = await testbed.stores.payments.recordPayment(
     { eventId, orderNo: newOrderNo(), amountCents, provider: 'stripe', providerRef: intent.id },
     'webhook',
     'INTENT_MISMATCH',
@@ -135,16 +137,17 @@ const refundsAsked = (api: StripeApi, intentId: string) =>
 const refundsRead = (api: StripeApi, refundId: string) => api.callsTo('GET', `/v1/refunds/${refundId}`);
 
 describe('refunds run by Temporal', () => {
-  it('two reconciler runs looking at once join one RefundWorkflow, and Stripe is asked once', async () => {
-    const { eventId, intentId } = await paymentToRefund(stripeApi);
+  it('two reconciler runs looking at once join one RefundWorkflow, and Stripe is asked once', async ({ refunder }) => {
+    const { testbed, stripeApi, settings } = refunder;
+    const { eventId, intentId } = await paymentToRefund(testbed, stripeApi, settings);
     // Both runs read the owed row before either starts its workflow.
     const bothLooked = barrier(2);
-    const runs = [reconcilerOf(bothLooked), reconcilerOf(bothLooked)];
+    const runs = [reconcilerOf(testbed, bothLooked), reconcilerOf(testbed, bothLooked)];
     await Promise.all(runs.map((run) => run.startOwedRefunds({ afterEventId: '', limit: 50 })));
-    expect(await refundRun(eventId)).toBe('REFUNDED');
+    expect(await refundRun(testbed, eventId)).toBe('REFUNDED');
     // One run of refund-<eventId>: the second start joined the first (USE_EXISTING).
     const runsOfIt = [];
-    for await (const run of bed.temporal.workflow.list({ query: `WorkflowId = '${refundWorkflowId(eventId)}'` }))
+    for await (const run of testbed.temporal.workflow.list({ query: `WorkflowId = '${refundWorkflowId(eventId)}'` }))
       runsOfIt.push(run.runId);
     expect(runsOfIt).toHaveLength(1);
     const calls = refundsAsked(stripeApi, intentId);
@@ -154,7 +157,7 @@ describe('refunds run by Temporal', () => {
     const refunds = stripeApi.refundsOf(intentId);
     expect(refunds).toHaveLength(1);
     expect(refunds[0]).toMatchObject({ amount: 1_500, status: 'succeeded' });
-    expect(await bed.stores.payments.getPayment(eventId)).toMatchObject({
+    expect(await testbed.stores.payments.getPayment(eventId)).toMatchObject({
       outcome: 'REFUNDED',
       refundId: refunds[0]!.id,
     });
@@ -163,36 +166,42 @@ describe('refunds run by Temporal', () => {
     expect(refundsAsked(stripeApi, intentId)).toHaveLength(1);
   });
 
-  it('a refund whose workflow is gone (terminated before it asked) is started again by the reconciler, and asked once', async () => {
-    const { eventId, intentId } = await paymentToRefund(stripeApi);
+  it('a refund whose workflow is gone (terminated before it asked) is started again by the reconciler, and asked once', async ({
+    refunder,
+  }) => {
+    const { testbed, stripeApi, settings } = refunder;
+    const { eventId, intentId } = await paymentToRefund(testbed, stripeApi, settings);
     // Its first run on a queue no worker polls, then terminated from the Web UI: nothing was asked.
-    const lost = await bed.temporal.workflow.start('RefundWorkflow', {
+    const lost = await testbed.temporal.workflow.start('RefundWorkflow', {
       workflowId: refundWorkflowId(eventId),
       taskQueue: `no-worker-${randomUUID()}`,
       args: [{ eventId }],
     });
     await lost.terminate('test: the refund run is lost');
-    const page = await reconcilerOf().startOwedRefunds({ afterEventId: '', limit: 50 });
+    const page = await reconcilerOf(testbed).startOwedRefunds({ afterEventId: '', limit: 50 });
     expect(page).toMatchObject({ read: 1, started: 1, failed: 0 });
-    expect(await refundRun(eventId)).toBe('REFUNDED');
+    expect(await refundRun(testbed, eventId)).toBe('REFUNDED');
     expect(refundsAsked(stripeApi, intentId)).toHaveLength(1);
     // A run started again anyway finds the row past it and asks nothing.
-    expect(await refundActivity('default')({ eventId })).toBe('REFUNDED');
+    expect(await refundActivity(testbed, settings)({ eventId })).toBe('REFUNDED');
     expect(refundsAsked(stripeApi, intentId)).toHaveLength(1);
   });
 
   // Defect 5 of "One close" (red on 7b2150e: the full amount was asked, Stripe refused it as more than the charge
   // still held, and the payment ended REFUND_FAILED for an operator).
-  it('a payment owed back after a part of it was refunded in the Dashboard: the rest is asked, and it ends REFUNDED', async () => {
-    const { eventId, intentId, row } = await paymentToRefund(stripeApi);
+  it('a payment owed back after a part of it was refunded in the Dashboard: the rest is asked, and it ends REFUNDED', async ({
+    refunder,
+  }) => {
+    const { testbed, stripeApi, settings } = refunder;
+    const { eventId, intentId, row } = await paymentToRefund(testbed, stripeApi, settings);
     // A merchant refunds 500 of the 1,500 in the Dashboard (no metadata of ours); its webhook records it.
     const dashboard = await stripeClient(settings).refunds.create({ payment_intent: intentId, amount: 500 });
-    await bed.stores.refunds.recordTakeback({
+    await testbed.stores.refunds.recordTakeback({
       ...refundTakeback(dashboard, intentId),
       provider: 'stripe',
       orderNo: row.orderNo,
     });
-    expect(await refundActivity('default')({ eventId })).toBe('REFUNDED');
+    expect(await refundActivity(testbed, settings)({ eventId })).toBe('REFUNDED');
     expect(refundsAsked(stripeApi, intentId).map((call) => [call.form.amount, call.status])).toEqual([
       ['500', 200],
       ['1000', 200],
@@ -200,80 +209,102 @@ describe('refunds run by Temporal', () => {
     expect(stripeApi.refundsOf(intentId).map((refund) => refund.amount)).toEqual([1_000, 500]);
   });
 
-  it('a payment owed back that a Dashboard refund gave back in full: REFUNDED, nothing asked', async () => {
-    const { eventId, intentId, row } = await paymentToRefund(stripeApi);
+  it('a payment owed back that a Dashboard refund gave back in full: REFUNDED, nothing asked', async ({ refunder }) => {
+    const { testbed, stripeApi, settings } = refunder;
+    const { eventId, intentId, row } = await paymentToRefund(testbed, stripeApi, settings);
     const dashboard = await stripeClient(settings).refunds.create({ payment_intent: intentId });
-    await bed.stores.refunds.recordTakeback({
+    await testbed.stores.refunds.recordTakeback({
       ...refundTakeback(dashboard, intentId),
       provider: 'stripe',
       orderNo: row.orderNo,
     });
-    expect(await refundActivity('default')({ eventId })).toBe('REFUNDED');
+    expect(await refundActivity(testbed, settings)({ eventId })).toBe('REFUNDED');
     expect(refundsAsked(stripeApi, intentId)).toHaveLength(1);
   });
 
-  it('a refund Stripe refuses because a dispute holds the charge waits for the dispute, never REFUND_FAILED', async () => {
+  it('a refund Stripe refuses because a dispute holds the charge waits for the dispute, never REFUND_FAILED', async ({
+    refunder,
+  }) => {
+    const { testbed, stripeApi, settings } = refunder;
     // Red on 10aac89: charge_disputed was a refusal like any other, and the row ended REFUND_FAILED for an operator.
-    const { eventId, intentId, row } = await paymentToRefund(stripeApi);
+    const { eventId, intentId, row } = await paymentToRefund(testbed, stripeApi, settings);
     const dispute = stripeApi.dispute(intentId);
     // Thrown for Temporal to ask again later, the row still owed.
-    const refused = await refundActivity('default')({ eventId }).catch((err: unknown) => err);
+    const refused = await refundActivity(testbed, settings)({ eventId }).catch((err: unknown) => err);
     expect(refused).toBeInstanceOf(ApplicationFailure);
     expect(refused).toMatchObject({ type: RefundFailureTypes.disputeNotRecorded, nonRetryable: false });
     expect(refundsAsked(stripeApi, intentId).map((call) => call.status)).toEqual([400]);
-    expect(await bed.stores.payments.getPayment(eventId)).toMatchObject({
+    expect(await testbed.stores.payments.getPayment(eventId)).toMatchObject({
       outcome: 'REFUND_REQUIRED',
       refundError: expect.stringMatching(/disputed charge/),
     });
     // The dispute, as its webhook records it (no endpoint here): the chargeback gave the money back.
-    await bed.stores.refunds.recordTakeback(disputeTakebackOf(dispute, intentId, row.orderNo));
-    expect(await bed.stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'REFUNDED', refundId: dispute.id });
+    await testbed.stores.refunds.recordTakeback(disputeTakebackOf(dispute, intentId, row.orderNo));
+    expect(await testbed.stores.payments.getPayment(eventId)).toMatchObject({
+      outcome: 'REFUNDED',
+      refundId: dispute.id,
+    });
     expect(stripeApi.refundsOf(intentId)).toEqual([]);
     // Temporal's next attempt finds it ended.
-    expect(await refundActivity('default')({ eventId })).toBe('REFUNDED');
+    expect(await refundActivity(testbed, settings)({ eventId })).toBe('REFUNDED');
   });
 
-  it('a payment judged for refund after its dispute was recorded is given back by that dispute at the first refusal', async () => {
+  it('a payment judged for refund after its dispute was recorded is given back by that dispute at the first refusal', async ({
+    refunder,
+  }) => {
+    const { testbed, stripeApi, settings } = refunder;
     const intent = await stripeClient(settings).paymentIntents.create({ amount: 1_500, currency: 'usd' });
     stripeApi.confirm(intent.id, 'succeeded');
     const dispute = stripeApi.dispute(intent.id);
     const orderNo = newOrderNo();
-    await bed.stores.refunds.recordTakeback(disputeTakebackOf(dispute, intent.id, orderNo));
+    await testbed.stores.refunds.recordTakeback(disputeTakebackOf(dispute, intent.id, orderNo));
     // The payment's own event comes after the dispute's (Stripe does not order them): judged for refund only now.
     const eventId = `evt-refunds-${randomUUID()}`;
     ours.add(eventId);
-    await bed.stores.payments.recordPayment(
+    await testbed.stores.payments.recordPayment(
       { eventId, orderNo, amountCents: 1_500, provider: 'stripe', providerRef: intent.id },
       'webhook',
       'INTENT_MISMATCH',
     );
-    expect(await refundActivity('default')({ eventId })).toBe('REFUNDED');
-    expect(await bed.stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'REFUNDED', refundId: dispute.id });
+    expect(await refundActivity(testbed, settings)({ eventId })).toBe('REFUNDED');
+    expect(await testbed.stores.payments.getPayment(eventId)).toMatchObject({
+      outcome: 'REFUNDED',
+      refundId: dispute.id,
+    });
     expect(stripeApi.refundsOf(intent.id)).toEqual([]);
   });
 
-  it('an inquiry (warning_*) withdraws nothing: the payment we owe back stays to be refunded', async () => {
-    const { eventId, intentId, row } = await paymentToRefund(stripeApi);
+  it('an inquiry (warning_*) withdraws nothing: the payment we owe back stays to be refunded', async ({ refunder }) => {
+    const { testbed, stripeApi, settings } = refunder;
+    const { eventId, intentId, row } = await paymentToRefund(testbed, stripeApi, settings);
     const inquiry = stripeApi.dispute(intentId);
-    await bed.stores.refunds.recordTakeback({
+    await testbed.stores.refunds.recordTakeback({
       ...disputeTakebackOf({ ...inquiry, status: 'warning_needs_response' }, intentId, row.orderNo),
     });
-    expect(await bed.stores.payments.getPayment(eventId)).toMatchObject({ outcome: 'REFUND_REQUIRED', refundId: null });
+    expect(await testbed.stores.payments.getPayment(eventId)).toMatchObject({
+      outcome: 'REFUND_REQUIRED',
+      refundId: null,
+    });
     // Nobody's to refund afterwards: the double's charge is a real chargeback, only its record here is an inquiry.
     ours.delete(eventId);
-    await bed.stores.refunds.recordRefundProgress(
+    await testbed.stores.refunds.recordRefundProgress(
       { eventId },
       { state: 'REFUND_FAILED', refundId: null, error: 'test: an inquiry on a chargeback' },
     );
   });
 
-  it('a refund Stripe left pending is due for a look later, read again until it ends, and never moves back', async () => {
-    const toSucceed = await paymentToRefund(pendingApi, 1_200);
-    const toFail = await paymentToRefund(pendingApi, 1_300);
-    const refund = refundActivity('pending');
+  it('a refund Stripe left pending is due for a look later, read again until it ends, and never moves back', async ({
+    refunder,
+    pendingApi,
+  }) => {
+    const { testbed, settings } = refunder;
+    const pendingSettings: StripeSettings = { ...settings, apiUrl: pendingApi.url };
+    const toSucceed = await paymentToRefund(testbed, pendingApi, pendingSettings, 1_200);
+    const toFail = await paymentToRefund(testbed, pendingApi, pendingSettings, 1_300);
+    const refund = refundActivity(testbed, pendingSettings);
     for (const { eventId } of [toSucceed, toFail]) expect(await refund({ eventId })).toBe('REFUND_REQUESTED');
     const refundOf = async (eventId: string) => {
-      const row = await bed.stores.payments.getPayment(eventId);
+      const row = await testbed.stores.payments.getPayment(eventId);
       expect(row).toMatchObject({ outcome: 'REFUND_REQUESTED' });
       return row!.refundId!;
     };
@@ -290,11 +321,11 @@ describe('refunds run by Temporal', () => {
     pendingApi.settleRefund(failing, 'failed');
     expect(await refund({ eventId: toSucceed.eventId })).toBe('REFUNDED');
     expect(await refund({ eventId: toFail.eventId })).toBe('REFUND_FAILED');
-    expect(await bed.stores.payments.getPayment(toSucceed.eventId)).toMatchObject({
+    expect(await testbed.stores.payments.getPayment(toSucceed.eventId)).toMatchObject({
       outcome: 'REFUNDED',
       refundId: succeeding,
     });
-    expect(await bed.stores.payments.getPayment(toFail.eventId)).toMatchObject({
+    expect(await testbed.stores.payments.getPayment(toFail.eventId)).toMatchObject({
       outcome: 'REFUND_FAILED',
       refundId: failing,
       refundError: expect.stringMatching(/^refund failed/),
@@ -310,11 +341,11 @@ describe('refunds run by Temporal', () => {
       [toSucceed.eventId, succeeding],
       [toFail.eventId, failing],
     ] as const)
-      expect(await bed.stores.refunds.recordRefundProgress({ eventId }, { state: 'REFUND_REQUESTED', refundId })).toBe(
-        false,
-      );
+      expect(
+        await testbed.stores.refunds.recordRefundProgress({ eventId }, { state: 'REFUND_REQUESTED', refundId }),
+      ).toBe(false);
     expect(
-      await bed.stores.refunds.recordRefundProgress(
+      await testbed.stores.refunds.recordRefundProgress(
         { eventId: toFail.eventId },
         { state: 'REFUNDED', refundId: failing },
       ),

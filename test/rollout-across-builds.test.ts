@@ -44,17 +44,13 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import type { Client, ConnectionLike } from '@temporalio/client';
-
-import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { expect, inject } from 'vitest';
 import { prepareBefore, type BeforeCheckout } from '../bench/before.js';
 import { startBeforeVariant, type VariantServers } from '../bench/processes.js';
 import type { TrafficPlan } from '../toolkit/shoppers.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import type { AppConfig } from '../src/config/index.js';
-import type { Stores } from '../src/db/stores.js';
-import type { RedisClient } from '../src/infra/redis.js';
 import { WorkerDeployments } from '../src/infra/worker-deployments.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/redis/redis-inventory.js';
@@ -65,7 +61,8 @@ import { API_TEST_ENV } from './helpers/app.js';
 import type { VariantBuild } from './helpers/builds.js';
 import { buildOf, DeployDriver, deployTrafficPlan } from './helpers/deploys.js';
 import { testConfig } from './helpers/env.js';
-import { openStackClients, type StackClients } from './helpers/stack-clients.js';
+import type { StackClients } from './helpers/stack-clients.js';
+import { clientsTest } from './helpers/stack-test.js';
 import { httpAt } from './helpers/http.js';
 
 /** The previous build: its OrderWorkflow follows the payment Signal and closes by its own steps. */
@@ -76,11 +73,8 @@ const dataDir = join(inject('stackDataDir'), `rollout-across-builds-${randomUUID
 /** Both builds encrypt with the same key, as one deployment's releases do (each checkout's own local key would not). */
 const SHARED_KEY = { PAYLOAD_CODEC_KEYS: `across-builds=${randomBytes(32).toString('base64')}` } as const;
 
-let clients: StackClients;
-let stores: Stores;
-let redis: RedisClient;
-let connection: ConnectionLike;
-let client: Client;
+const config = testConfig(SHARED_KEY);
+const it = clientsTest(config);
 let deployments: WorkerDeployments;
 let checkoutA: BeforeCheckout;
 let buildA: VariantBuild;
@@ -99,7 +93,7 @@ interface Sale {
   driver: DeployDriver;
 }
 
-function newSale(name: string): Sale {
+function newSale({ stores, temporal: client }: StackClients, name: string): Sale {
   const taskQueue = `${name}-${randomUUID()}`;
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
@@ -195,7 +189,7 @@ function routeTrafficTo(sale: Sale, apiUrl: string): void {
 }
 
 /** The build the order's workflow is pinned to, as the server records it. */
-async function pinnedBuildOf(orderNo: string): Promise<string | null> {
+async function pinnedBuildOf({ temporal: client }: StackClients, orderNo: string): Promise<string | null> {
   const { raw } = await client.workflow.getHandle(orderWorkflowId(orderNo)).describe();
   return raw.workflowExecutionInfo?.versioningInfo?.deploymentVersion?.buildId ?? null;
 }
@@ -205,12 +199,12 @@ function webhookAnswers(sale: Sale, orderNos: readonly string[]): unknown[] {
   return orderNos.map((orderNo) => sale.driver.result.events.find((event) => event.orderNo === orderNo)?.answer);
 }
 
-async function statusesOf(orderNos: readonly string[]): Promise<string[]> {
+async function statusesOf({ stores }: StackClients, orderNos: readonly string[]): Promise<string[]> {
   return Promise.all(orderNos.map(async (orderNo) => (await stores.orders.getOrder(orderNo))?.status ?? 'NO_ROW'));
 }
 
 /** The sale's invariants at rest, every accepted checkout's order row included. */
-async function expectInvariants(sale: Sale, sku: string, acceptedOrderNos?: string[]) {
+async function expectInvariants({ stores, redis }: StackClients, sale: Sale, sku: string, acceptedOrderNos?: string[]) {
   const inventory = new RedisInventory(redis, sale.taskQueue);
   const report = await checkSaleInvariants(
     { stores, inventory },
@@ -222,12 +216,10 @@ async function expectInvariants(sale: Sale, sku: string, acceptedOrderNos?: stri
   return report.figures;
 }
 
-beforeAll(async () => {
+// Build A, checked out and bundled: a hook rather than a fixture, so that it keeps its own 300 s.
+it.beforeAll(async ({ clients }) => {
   mkdirSync(dataDir, { recursive: true });
-  const config = testConfig(SHARED_KEY);
-  clients = await openStackClients(config);
-  ({ stores, redis, connection, temporal: client } = clients);
-  deployments = new WorkerDeployments(connection, config.temporal.namespace, 'rollout-across-builds-test');
+  deployments = new WorkerDeployments(clients.connection, config.temporal.namespace, 'rollout-across-builds-test');
   // Build A: the commit checked out and installed once (cached outside the repository), its bundle built by its own
   // script; the bundle's stamp is A's build id.
   checkoutA = prepareBefore(root, BUILD_A_COMMIT, (line) => console.log(`[rollout-builds] ${line}`));
@@ -243,15 +235,16 @@ beforeAll(async () => {
   expect(buildA.buildId).not.toBe(buildB.buildId);
 }, 300_000);
 
-afterAll(async () => {
+it.afterAll(async () => {
   await Promise.allSettled(drivers.map((driver) => driver.stopWorkers()));
   await Promise.allSettled([...apisOfB].map((api) => api.close()));
   await Promise.allSettled(releasesOfA.flatMap((servers) => servers.processes.map((proc) => proc.stop(15_000))));
-  await clients?.close();
 });
 
-it('deploys this checkout over 7b2150e mid-sale, then rolls back to 7b2150e: each order closes on the build it started on', async () => {
-  const sale = newSale('rollout-builds');
+it('deploys this checkout over 7b2150e mid-sale, then rolls back to 7b2150e: each order closes on the build it started on', async ({
+  clients,
+}) => {
+  const sale = newSale(clients, 'rollout-builds');
   const { driver } = sale;
   // ── 1. Build A sells ──────────────────────────────────────────────────────────────────────────────────────────
   const releaseA = await sellOnA(sale, 'rollout-builds-a');
@@ -290,10 +283,13 @@ it('deploys this checkout over 7b2150e mid-sale, then rolls back to 7b2150e: eac
   expect(deployed.report?.openAtSwitch[buildA.buildId]).toBeGreaterThanOrEqual(9);
   expect(deployed.report?.drainedAfterMs).not.toBeNull();
   await driver.untilClosed(onB.slice(0, 2), 'B’s two paid orders to close');
-  expect(await statusesOf(onA)).toEqual([...onA.slice(0, 8).map(() => 'PAID'), ...onA.slice(8).map(() => 'CANCELLED')]);
+  expect(await statusesOf(clients, onA)).toEqual([
+    ...onA.slice(0, 8).map(() => 'PAID'),
+    ...onA.slice(8).map(() => 'CANCELLED'),
+  ]);
   for (const orderNo of onA) {
     expect(await driver.ranOn(orderNo), orderNo).toEqual({ buildIds: [buildA.buildId], failedTasks: 0, closed: true });
-    expect(await pinnedBuildOf(orderNo), orderNo).toBe(buildA.buildId);
+    expect(await pinnedBuildOf(clients, orderNo), orderNo).toBe(buildA.buildId);
   }
   for (const orderNo of onB) expect((await driver.ranOn(orderNo)).buildIds, orderNo).toEqual([buildB.buildId]);
 
@@ -324,12 +320,15 @@ it('deploys this checkout over 7b2150e mid-sale, then rolls back to 7b2150e: eac
   await workerB.stop(15_000);
   expect(releaseA.worker.exitCodeNow, 'A’s first worker ran throughout').toBeUndefined();
   await driver.untilClosed(backOnA, 'the orders after the rollback to close');
-  expect(await statusesOf(onB)).toEqual([...onB.slice(0, 6).map(() => 'PAID'), ...onB.slice(6).map(() => 'CANCELLED')]);
+  expect(await statusesOf(clients, onB)).toEqual([
+    ...onB.slice(0, 6).map(() => 'PAID'),
+    ...onB.slice(6).map(() => 'CANCELLED'),
+  ]);
   for (const orderNo of onB) {
     expect(await driver.ranOn(orderNo), orderNo).toEqual({ buildIds: [buildB.buildId], failedTasks: 0, closed: true });
-    expect(await pinnedBuildOf(orderNo), orderNo).toBe(buildB.buildId);
+    expect(await pinnedBuildOf(clients, orderNo), orderNo).toBe(buildB.buildId);
   }
-  expect(await statusesOf(backOnA)).toEqual(['PAID', 'PAID', 'CANCELLED', 'CANCELLED']);
+  expect(await statusesOf(clients, backOnA)).toEqual(['PAID', 'PAID', 'CANCELLED', 'CANCELLED']);
   for (const orderNo of backOnA)
     expect(await driver.ranOn(orderNo), orderNo).toEqual({ buildIds: [buildA.buildId], failedTasks: 0, closed: true });
 
@@ -338,11 +337,11 @@ it('deploys this checkout over 7b2150e mid-sale, then rolls back to 7b2150e: eac
     .filter((request) => request.kind === 'checkout' && request.outcome === 202)
     .map((request) => request.orderNo ?? '(no order number)');
   expect(new Set(accepted)).toEqual(new Set([...onA, ...onB, ...backOnA]));
-  const figures = await expectInvariants(sale, sale.plan.sku, accepted);
+  const figures = await expectInvariants(clients, sale, sale.plan.sku, accepted);
   expect(figures).toMatchObject({
     mysql: { awaitingPayment: 0, paid: 3 + 5 + 2 + 4 + 2, cancelled: 4 + 4 + 2 },
     redis: { reserved: 0, sold: 3 + 5 + 2 + 4 + 2 },
     missingOrders: 0,
   });
-  await expectInvariants(sale, SMOKE_SALE.sku);
+  await expectInvariants(clients, sale, SMOKE_SALE.sku);
 }, 600_000);

@@ -7,15 +7,12 @@
  * tasks ran on the version it started on, none failed, and the sale's invariants hold.
  */
 import { randomUUID } from 'node:crypto';
-import type { Client, ConnectionLike } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { expect, inject } from 'vitest';
 import { startApi, type RunningApi } from '../src/api/server.js';
-import type { AppConfig } from '../src/config/index.js';
-import type { Stores } from '../src/db/stores.js';
-import type { RedisClient } from '../src/infra/redis.js';
 import { WorkerDeployments } from '../src/infra/worker-deployments.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
 import { RedisInventory } from '../src/redis/redis-inventory.js';
@@ -36,7 +33,7 @@ import { startStripeApi } from './helpers/stripe-api.js';
 import { checkoutWithIntent } from './helpers/stripe-orders.js';
 import { API_TEST_ENV, startTestApp } from './helpers/app.js';
 import { ShopperAuth } from '../src/api/auth.js';
-import { openStackClients, type StackClients } from './helpers/stack-clients.js';
+import { clientsTest } from './helpers/stack-test.js';
 import { httpAt } from './helpers/http.js';
 
 const taskQueue = `rollout-${randomUUID()}`;
@@ -50,12 +47,8 @@ const env: Record<string, string> = {
   EVENTS_POLL_INTERVAL: '200ms',
 };
 
-let config: AppConfig;
-let clients: StackClients;
-let stores: Stores;
-let redis: RedisClient;
-let connection: ConnectionLike;
-let client: Client;
+const config = testConfig(env);
+const it = clientsTest(config);
 let deployments: WorkerDeployments;
 let api: RunningApi;
 let plan: TrafficPlan;
@@ -63,10 +56,9 @@ let driver: DeployDriver;
 let buildA: VariantBuild;
 let buildB: VariantBuild;
 
-beforeAll(async () => {
-  config = testConfig(env);
-  clients = await openStackClients(config);
-  ({ stores, redis, connection, temporal: client } = clients);
+// A hook rather than a fixture: bundling build B takes its time, and this stand-up keeps its own 180 s.
+it.beforeAll(async ({ clients }) => {
+  const { stores, redis, connection, temporal: client } = clients;
   deployments = new WorkerDeployments(connection, config.temporal.namespace, 'rollout-test');
   buildA = buildOf(inject('workflowBundlePath'));
   buildB = await buildChangedOrderWorkflow(inject('stackDataDir'));
@@ -84,7 +76,7 @@ beforeAll(async () => {
 }, 180_000);
 
 /** The reconcile Schedule's interval, as the build that last wrote it set RECONCILE_INTERVAL. */
-async function reconcileEveryMs(): Promise<number | undefined> {
+async function reconcileEveryMs(client: Client): Promise<number | undefined> {
   const { spec } = await client.schedule.getHandle(reconcileScheduleId(taskQueue)).describe();
   return spec.intervals?.[0]?.every;
 }
@@ -104,13 +96,15 @@ async function buyOnOwnSale(app: Awaited<ReturnType<typeof startTestApp>>, prefi
   return { shoppers, sale, orderNo: bought.answer.orderNo };
 }
 
-afterAll(async () => {
+it.afterAll(async () => {
   await driver?.stopWorkers();
   await api?.close();
-  await clients?.close();
 });
 
-it('deploys build B in the middle of a sale: A’s orders close on A, new ones run on B, A drains and stops; then rolls back to A', async () => {
+it('deploys build B in the middle of a sale: A’s orders close on A, new ones run on B, A drains and stops; then rolls back to A', async ({
+  clients,
+}) => {
+  const { stores, redis, temporal: client } = clients;
   const workerA = driver.startWorker(buildA, 'on-start');
   await waitFor(async () => (await deployments.describeDeployment(taskQueue))?.currentBuildId === buildA.buildId, {
     what: `build A (${buildA.buildId}) to be current`,
@@ -148,7 +142,7 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
     { what: 'build B polling', timeoutMs: 60_000, intervalMs: 250 },
   );
   await new Promise((resolve) => setTimeout(resolve, 3_000));
-  expect(await reconcileEveryMs(), 'B not current yet').toBe(30_000);
+  expect(await reconcileEveryMs(client), 'B not current yet').toBe(30_000);
 
   // Pending at the switch: started while A is current, its worker frozen, so no task of theirs has run yet. Temporal
   // pins a workflow to the build that completes its first task: these may run on A or on B, but each on one only.
@@ -179,7 +173,7 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   await driver.untilCurrent(lines, 'the rollout to make B current');
   signalGroup(workerA.pid, 'SIGCONT');
   const burst = await bursting;
-  await waitFor(async () => (await reconcileEveryMs()) === 29_000, {
+  await waitFor(async () => (await reconcileEveryMs(client)) === 29_000, {
     what: "B's workers to write the reconcile Schedule once B is current",
     timeoutMs: 20_000,
     intervalMs: 250,
@@ -284,7 +278,7 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   expect(ramped.code, ramped.output).toBe(0);
   expect(ramped.report).toMatchObject({ ramped: 50 });
   // A's restarted worker polls and ramps: B is still current, and A's restart reverted nothing.
-  expect(await reconcileEveryMs(), 'A ramping, B current').toBe(29_000);
+  expect(await reconcileEveryMs(client), 'A ramping, B current').toBe(29_000);
   expect(await deployments.describeDeployment(taskQueue)).toMatchObject({
     currentBuildId: buildB.buildId,
     rampingBuildId: buildA.buildId,
@@ -293,7 +287,7 @@ it('deploys build B in the middle of a sale: A’s orders close on A, new ones r
   const backLines: string[] = [];
   const rollback = driver.rollout(buildA, ['--drain-timeout', '120s'], backLines);
   await driver.untilCurrent(backLines, 'the rollback to make A current');
-  await waitFor(async () => (await reconcileEveryMs()) === 30_000, {
+  await waitFor(async () => (await reconcileEveryMs(client)) === 30_000, {
     what: "A's workers to write the reconcile Schedule again once A is current",
     timeoutMs: 20_000,
     intervalMs: 250,
@@ -409,7 +403,10 @@ it("a worker under the Worker Controller's names (`<namespace>/<name>`, an image
   }
 });
 
-it('an order started before versioning runs on the first version and holds back the next build until it closes', async () => {
+it('an order started before versioning runs on the first version and holds back the next build until it closes', async ({
+  clients,
+}) => {
+  const { stores, redis, temporal: client } = clients;
   const queue = `rollout-unversioned-${randomUUID()}`;
   const queueEnv = { ...env, TEMPORAL_TASK_QUEUE: queue };
   const queueConfig = testConfig(queueEnv);
@@ -474,7 +471,10 @@ it('an order started before versioning runs on the first version and holds back 
   }
 }, 240_000);
 
-it('a Stripe order settling at its bank keeps build A open across the deploy; Stripe’s verdict closes it on A, then A drains', async () => {
+it('a Stripe order settling at its bank keeps build A open across the deploy; Stripe’s verdict closes it on A, then A drains', async ({
+  clients,
+}) => {
+  const { stores, redis, temporal: client } = clients;
   const stripeApi = await startStripeApi();
   const queue = `rollout-stripe-${randomUUID()}`;
   const stripeEnv = {

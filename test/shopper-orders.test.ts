@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { ORDERS_LIST_LIMIT, RATE_LIMIT_KEY_PREFIX } from '../src/api/rate-limit.js';
 import { createMysqlPool } from '../src/db/pool.js';
@@ -17,33 +17,28 @@ import { waitFor } from '../stack/wait-for.js';
 import { API_TEST_ENV } from './helpers/app.js';
 import { putOnSale, uniqueSku } from './helpers/fixtures.js';
 import { httpRequest, type HttpOptions, type HttpReply } from './helpers/http.js';
-import { openPerQueueTestbed, type PerQueueTestbed } from './helpers/per-queue.js';
-import type { AppConfig } from '../src/config/index.js';
-import type { Stores } from '../src/db/stores.js';
-import type { RedisClient } from '../src/infra/redis.js';
+import { testbedTest } from './helpers/stack-test.js';
 
 // The API and its worker on a queue of the file's.
 const queue = `shopper-orders-${randomUUID()}`;
-let testbed: PerQueueTestbed;
-let config: AppConfig;
-let stores: Stores;
-let redis: RedisClient;
-let auth: ShopperAuth;
-let base: string;
 
-beforeAll(async () => {
-  testbed = await openPerQueueTestbed({ ...API_TEST_ENV, RATE_LIMIT_CHECKOUT: 'off' });
-  ({ config, stores, redis } = testbed);
-  auth = new ShopperAuth(config);
-  await testbed.startWorker(queue);
-  base = await testbed.serve(queue);
-});
+/** The file's API (its base URL) and the shoppers' tokens for it. */
+interface Shop {
+  base: string;
+  auth: ShopperAuth;
+}
 
-afterAll(async () => {
-  await testbed?.close();
-});
+const it = testbedTest({ ...API_TEST_ENV, RATE_LIMIT_CHECKOUT: 'off' }).extend(
+  'shop',
+  { scope: 'file' },
+  async ({ testbed }): Promise<Shop> => {
+    const auth = new ShopperAuth(testbed.config);
+    await testbed.startWorker(queue);
+    return { base: await testbed.serve(queue), auth };
+  },
+);
 
-const http = (method: string, path: string, options: HttpOptions = {}): Promise<HttpReply> =>
+const http = ({ base }: Shop, method: string, path: string, options: HttpOptions = {}): Promise<HttpReply> =>
   httpRequest(base, method, path, options);
 
 const expectError = (reply: HttpReply, status: number, code: string) =>
@@ -53,19 +48,24 @@ const expectError = (reply: HttpReply, status: number, code: string) =>
   });
 
 /** A checkout of one unit that waits for its row (Prefer: wait); long-polled on if it was not written within. */
-async function placeOrder(sku: string, token: string): Promise<string> {
-  const reply = await http('POST', '/api/checkout', {
+async function placeOrder(shop: Shop, sku: string, token: string): Promise<string> {
+  const reply = await http(shop, 'POST', '/api/checkout', {
     json: { sku, quantity: 1 },
     token,
     headers: { Prefer: 'wait=10', 'Idempotency-Key': randomUUID() },
   });
   expect([201, 202], JSON.stringify(reply.body)).toContain(reply.status);
   const orderNo = reply.body.orderNo as string;
-  if (reply.status === 202) await untilStatus(orderNo, token, (status) => status !== 'PENDING');
+  if (reply.status === 202) await untilStatus(shop, orderNo, token, (status) => status !== 'PENDING');
   return orderNo;
 }
 
-function untilStatus(orderNo: string, token: string, done: (status: string) => boolean): Promise<HttpReply['body']> {
+function untilStatus(
+  { base }: Shop,
+  orderNo: string,
+  token: string,
+  done: (status: string) => boolean,
+): Promise<HttpReply['body']> {
   return untilStatusAt(base, orderNo, token, done);
 }
 
@@ -85,14 +85,13 @@ function untilStatusAt(
 }
 
 /** Every page of the shopper's list at `query`, following nextCursor: the items and how many pages it took. */
-async function walk(token: string, query: string): Promise<{ items: any[]; pages: number }> {
+async function walk(shop: Shop, token: string, query: string): Promise<{ items: any[]; pages: number }> {
   const items: any[] = [];
   let cursor: string | null = null;
   let pages = 0;
   do {
-    const reply = await http('GET', `/api/orders?${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, {
-      token,
-    });
+    const path = `/api/orders?${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+    const reply = await http(shop, 'GET', path, { token });
     expect(reply.status, JSON.stringify(reply.body)).toBe(200);
     items.push(...reply.body.items);
     cursor = reply.body.nextCursor;
@@ -116,7 +115,9 @@ describe("a shopper's own orders", () => {
   const placed: Array<{ orderNo: string; sku: string }> = [];
   const others: string[] = [];
 
-  beforeAll(async () => {
+  it.beforeAll(async ({ testbed, shop }) => {
+    const { stores, redis } = testbed;
+    const { auth } = shop;
     [token, otherToken] = await Promise.all([auth.issue(shopper), auth.issue(other)]);
     ({ sku: saleA } = await putOnSale(stores, redis, { sku: uniqueSku('MINE-A'), stock: 20, perUserLimit: 10 }));
     ({ sku: saleB } = await putOnSale(stores, redis, { sku: uniqueSku('MINE-B'), stock: 20, perUserLimit: 10 }));
@@ -132,22 +133,25 @@ describe("a shopper's own orders", () => {
       [saleB, true],
       [saleA, true],
     ] as const) {
-      const orderNo = await placeOrder(sku, mine ? token : otherToken);
+      const orderNo = await placeOrder(shop, sku, mine ? token : otherToken);
       if (mine) placed.push({ orderNo, sku });
       else others.push(orderNo);
     }
     // Statuses beyond AWAITING_PAYMENT: one paid, one cancelled.
     const [paid, cancelled] = [placed[1]!.orderNo, placed[2]!.orderNo];
-    expect((await http('POST', '/api/dev/simulate-payment', { json: { orderNo: paid }, token })).body.outcome).toBe(
-      'APPLIED',
-    );
-    expect((await http('POST', `/api/orders/${cancelled}/cancel`, { token })).status).toBe(202);
-    await untilStatus(paid, token, (status) => status === 'PAID');
-    await untilStatus(cancelled, token, (status) => status === 'CANCELLED');
+    expect(
+      (await http(shop, 'POST', '/api/dev/simulate-payment', { json: { orderNo: paid }, token })).body.outcome,
+    ).toBe('APPLIED');
+    expect((await http(shop, 'POST', `/api/orders/${cancelled}/cancel`, { token })).status).toBe(202);
+    await untilStatus(shop, paid, token, (status) => status === 'PAID');
+    await untilStatus(shop, cancelled, token, (status) => status === 'CANCELLED');
   });
 
-  it("lists only the token's shopper's orders, newest first, each as GET /api/orders/:orderNo shows it", async () => {
-    const reply = await http('GET', '/api/orders', { token });
+  it("lists only the token's shopper's orders, newest first, each as GET /api/orders/:orderNo shows it", async ({
+    shop,
+  }) => {
+    const { auth } = shop;
+    const reply = await http(shop, 'GET', '/api/orders', { token });
     expect(reply.status).toBe(200);
     expect(Object.keys(reply.body).sort()).toEqual(['items', 'nextCursor']);
     expect(reply.body.nextCursor).toBeNull();
@@ -164,48 +168,48 @@ describe("a shopper's own orders", () => {
       'AWAITING_PAYMENT',
     ]);
     for (const item of reply.body.items) {
-      const { source: _source, ...read } = (await http('GET', `/api/orders/${item.orderNo}`, { token })).body;
+      const { source: _source, ...read } = (await http(shop, 'GET', `/api/orders/${item.orderNo}`, { token })).body;
       expect(item).toEqual(read);
     }
 
-    const theirs = await http('GET', '/api/orders', { token: otherToken });
+    const theirs = await http(shop, 'GET', '/api/orders', { token: otherToken });
     expect(orderNos(theirs.body.items)).toEqual(newestFirst(others));
-    const stranger = await http('GET', '/api/orders', { token: await auth.issue(`stranger-${randomUUID()}`) });
+    const stranger = await http(shop, 'GET', '/api/orders', { token: await auth.issue(`stranger-${randomUUID()}`) });
     expect(stranger.body).toEqual({ items: [], nextCursor: null });
   });
 
-  it('paging walks every order exactly once, newest first, at every limit', async () => {
+  it('paging walks every order exactly once, newest first, at every limit', async ({ shop }) => {
     const all = newestFirst(placed.map((order) => order.orderNo));
     for (const limit of [1, 2, 3, 6, 7, 8, 100]) {
-      const { items, pages } = await walk(token, `limit=${limit}`);
+      const { items, pages } = await walk(shop, token, `limit=${limit}`);
       expect(orderNos(items), `limit=${limit}`).toEqual(all);
       expect(pages, `limit=${limit}`).toBe(Math.max(1, Math.ceil(all.length / limit)));
     }
     // Without a limit: 20 a page.
-    const first = await http('GET', '/api/orders?limit=2', { token });
+    const first = await http(shop, 'GET', '/api/orders?limit=2', { token });
     expect(first.body.items).toHaveLength(2);
-    const rest = await http('GET', `/api/orders?cursor=${first.body.nextCursor}`, { token });
+    const rest = await http(shop, 'GET', `/api/orders?cursor=${first.body.nextCursor}`, { token });
     expect(orderNos(rest.body.items)).toEqual(all.slice(2));
   });
 
-  it('?sku= lists the orders of that sale only, paged alike; a sale without any lists none', async () => {
+  it('?sku= lists the orders of that sale only, paged alike; a sale without any lists none', async ({ shop }) => {
     for (const sku of [saleA, saleB]) {
       const ofSale = newestFirst(placed.filter((order) => order.sku === sku).map((order) => order.orderNo));
       for (const limit of [1, 2, 20]) {
-        const { items } = await walk(token, `sku=${sku}&limit=${limit}`);
+        const { items } = await walk(shop, token, `sku=${sku}&limit=${limit}`);
         expect(orderNos(items), `${sku} limit=${limit}`).toEqual(ofSale);
         expect(new Set(items.map((item: { sku: string }) => item.sku))).toEqual(new Set([sku]));
       }
     }
-    expect((await http('GET', `/api/orders?sku=${uniqueSku('NONE')}`, { token })).body).toEqual({
+    expect((await http(shop, 'GET', `/api/orders?sku=${uniqueSku('NONE')}`, { token })).body).toEqual({
       items: [],
       nextCursor: null,
     });
   });
 
-  it("another shopper's cursor only moves within the caller's own orders", async () => {
+  it("another shopper's cursor only moves within the caller's own orders", async ({ shop }) => {
     const cursor = encodeCursor([others[others.length - 1]!]);
-    const reply = await http('GET', `/api/orders?cursor=${cursor}`, { token });
+    const reply = await http(shop, 'GET', `/api/orders?cursor=${cursor}`, { token });
     expect(reply.status).toBe(200);
     const mine = placed.map((order) => order.orderNo);
     expect(orderNos(reply.body.items)).toEqual(newestFirst(mine.filter((orderNo) => orderNo < others.at(-1)!)));
@@ -213,8 +217,8 @@ describe("a shopper's own orders", () => {
 
   describe("the store's query: each form reads its index, in order, no sort", () => {
     let pool: Pool;
-    beforeAll(() => {
-      pool = createMysqlPool(config);
+    it.beforeAll(({ testbed }) => {
+      pool = createMysqlPool(testbed.config);
     });
     afterAll(async () => {
       await pool?.end();
@@ -274,7 +278,12 @@ describe("a shopper's own orders", () => {
 });
 
 describe('an order that is only a promise (no worker: reserved in Redis, its workflow and row not written)', () => {
-  it('is listed PENDING as GET /api/orders/:orderNo answers it, paged with the orders that have rows, and from its row once written', async () => {
+  it('is listed PENDING as GET /api/orders/:orderNo answers it, paged with the orders that have rows, and from its row once written', async ({
+    testbed,
+    shop,
+  }) => {
+    const { stores, redis } = testbed;
+    const { auth } = shop;
     // An API on a task queue no worker serves yet: nothing starts its promises.
     const idleQueue = `shopper-orders-idle-${randomUUID()}`;
     const idle = await testbed.serve(idleQueue);
@@ -282,7 +291,7 @@ describe('an order that is only a promise (no worker: reserved in Redis, its wor
     const userId = `promised-${randomUUID()}`;
     const token = await auth.issue(userId);
     const { sku: persistedSku } = await putOnSale(stores, redis, { sku: uniqueSku('ROW'), stock: 5, perUserLimit: 2 });
-    const persisted = await placeOrder(persistedSku, token);
+    const persisted = await placeOrder(shop, persistedSku, token);
     const { sku } = await putOnSale(stores, redis, { sku: uniqueSku('PROMISE'), stock: 5, perUserLimit: 2 });
     const checkout = await httpRequest(idle, 'POST', '/api/checkout', { json: { sku, quantity: 1 }, token });
     expect(checkout.status).toBe(202);
@@ -314,14 +323,17 @@ describe('an order that is only a promise (no worker: reserved in Redis, its wor
 });
 
 describe('bad input: a clear error with a stable code, and nothing changed', () => {
-  it('401 UNAUTHORIZED without a valid token, before the query is read', async () => {
+  it('401 UNAUTHORIZED without a valid token, before the query is read', async ({ testbed, shop }) => {
+    const { config } = testbed;
     for (const path of ['/api/orders', '/api/orders?limit=0', '/api/orders?cursor=!'])
-      expectError(await http('GET', path), 401, 'UNAUTHORIZED');
-    expectError(await http('GET', '/api/orders', { token: 'not-a-jwt' }), 401, 'UNAUTHORIZED');
-    expectError(await http('GET', '/api/orders', { token: config.adminToken }), 401, 'UNAUTHORIZED');
+      expectError(await http(shop, 'GET', path), 401, 'UNAUTHORIZED');
+    expectError(await http(shop, 'GET', '/api/orders', { token: 'not-a-jwt' }), 401, 'UNAUTHORIZED');
+    expectError(await http(shop, 'GET', '/api/orders', { token: config.adminToken }), 401, 'UNAUTHORIZED');
   });
 
-  it('400 INVALID_REQUEST for a bad limit, sku or cursor; the budget is not spent', async () => {
+  it('400 INVALID_REQUEST for a bad limit, sku or cursor; the budget is not spent', async ({ testbed, shop }) => {
+    const { redis } = testbed;
+    const { auth } = shop;
     const userId = `bad-input-${randomUUID()}`;
     const token = await auth.issue(userId);
     const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64url');
@@ -344,7 +356,7 @@ describe('bad input: a clear error with a stable code, and nothing changed', () 
       `cursor=${encodeCursor([])}`,
     ];
     for (const query of bad) {
-      const reply = await http('GET', `/api/orders?${query}`, { token });
+      const reply = await http(shop, 'GET', `/api/orders?${query}`, { token });
       expectError(reply, 400, 'INVALID_REQUEST');
       expect(reply.body.error.message, query).toMatch(/limit|sku|cursor/);
     }
@@ -353,16 +365,21 @@ describe('bad input: a clear error with a stable code, and nothing changed', () 
 });
 
 describe("the shopper's budget", () => {
-  it(`429 RATE_LIMITED with Retry-After past ${ORDERS_LIST_LIMIT.points} pages a window; another shopper still reads`, async () => {
+  it(`429 RATE_LIMITED with Retry-After past ${ORDERS_LIST_LIMIT.points} pages a window; another shopper still reads`, async ({
+    shop,
+  }) => {
+    const { auth } = shop;
     const token = await auth.issue(`hammer-${randomUUID()}`);
     for (let i = 0; i < ORDERS_LIST_LIMIT.points; i++)
-      expect((await http('GET', '/api/orders?limit=1', { token })).status).toBe(200);
-    const refused = await http('GET', '/api/orders?limit=1', { token });
+      expect((await http(shop, 'GET', '/api/orders?limit=1', { token })).status).toBe(200);
+    const refused = await http(shop, 'GET', '/api/orders?limit=1', { token });
     expectError(refused, 429, 'RATE_LIMITED');
     expect(refused.body.error.message).toMatch(/^too many order lists from this shopper/);
     const retryAfter = Number(refused.headers.get('retry-after'));
     expect(retryAfter).toBeGreaterThanOrEqual(1);
     expect(retryAfter).toBeLessThanOrEqual(ORDERS_LIST_LIMIT.durationSeconds);
-    expect((await http('GET', '/api/orders', { token: await auth.issue(`calm-${randomUUID()}`) })).status).toBe(200);
+    expect((await http(shop, 'GET', '/api/orders', { token: await auth.issue(`calm-${randomUUID()}`) })).status).toBe(
+      200,
+    );
   });
 });

@@ -10,79 +10,87 @@ import type { Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import { temporalDataConverter } from '../src/infra/data-converter.js';
 import type { Context, Next } from 'koa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { composeApi, createApp } from '../src/api/app.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import { ApiMetrics } from '../src/api/metrics.js';
 import { SoldOutCache } from '../src/order/sold-out-cache.js';
-import type { AppConfig } from '../src/config/index.js';
-import { type Stores } from '../src/db/stores.js';
 import { createLogger } from '../src/infra/logger.js';
-import { type RedisClient } from '../src/infra/redis.js';
 import { subscribeChannels, type RedisSubscription } from '../src/infra/redis-subscription.js';
 import { STOCK_RETURNED_CHANNEL } from '../src/redis/redis-inventory.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
-import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
+import { storeClientsTest } from './helpers/stack-test.js';
 import { putOnSale, uniqueSku } from './helpers/fixtures.js';
 import { httpRequest, listen, type HttpOptions, type HttpReply } from './helpers/http.js';
 import { parseExposition, total, type Sample } from './helpers/prometheus.js';
 
-let config: AppConfig;
-let redis: RedisClient;
-let clients: StoreClients | undefined;
-let stores: Stores;
-let temporal: Client;
-let subscriber: RedisSubscription;
-let soldOut: SoldOutCache;
-let metrics: ApiMetrics;
-let auth: ShopperAuth;
-let url: string;
-const servers: Server[] = [];
-/** The paths of the requests that reached the app. */
-const reachedApp: string[] = [];
+const config = testConfig({ TEMPORAL_TASK_QUEUE: `sold-out-door-${randomUUID()}`, LOG_LEVEL: 'silent' });
+const auth = new ShopperAuth(config);
 
-beforeAll(async () => {
-  config = testConfig({ TEMPORAL_TASK_QUEUE: `sold-out-door-${randomUUID()}`, LOG_LEVEL: 'silent' });
-  const logger = createLogger(config, 'api');
-  clients = openStoreClients(config);
-  ({ stores, redis } = clients);
-  temporal = new Client({
-    connection: Connection.lazy({ address: '127.0.0.1:1' }),
-    namespace: config.temporal.namespace,
-    dataConverter: temporalDataConverter(config),
-  });
-  soldOut = new SoldOutCache(60_000);
-  subscriber = subscribeChannels(redis, { [STOCK_RETURNED_CHANNEL]: soldOut.listener() }, logger);
-  metrics = new ApiMetrics({ defaultMetrics: false });
-  auth = new ShopperAuth(config);
-  const app = createApp(composeApi({ config, redis, stores, temporal, logger }, { soldOut, metrics }));
-  app.middleware.unshift(async (ctx: Context, next: Next) => {
-    reachedApp.push(ctx.path);
-    await next();
-  });
-  url = await listen(app, servers);
-  await waitFor(() => (soldOut.markSoldOut('probe', 0), soldOut.isSoldOut('probe')), {
-    what: 'the sold-out subscription',
-    timeoutMs: 5_000,
-    intervalMs: 5,
-  });
-});
+/** The app behind its door, served on `url`, with its sold-out flags and its metrics. */
+interface Door {
+  url: string;
+  soldOut: SoldOutCache;
+  metrics: ApiMetrics;
+  /** The paths of the requests that reached the app. */
+  reachedApp: string[];
+}
 
-afterAll(async () => {
-  for (const server of servers) server.closeAllConnections();
-  await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
-  await Promise.allSettled([subscriber?.quit(), clients?.close(), temporal?.connection.close()]);
-});
+const it = storeClientsTest(config).extend(
+  'door',
+  { scope: 'file' },
+  async ({ clients }, { onCleanup }): Promise<Door> => {
+    const { stores, redis } = clients;
+    const logger = createLogger(config, 'api');
+    const servers: Server[] = [];
+    const reachedApp: string[] = [];
+    const temporal = new Client({
+      connection: Connection.lazy({ address: '127.0.0.1:1' }),
+      namespace: config.temporal.namespace,
+      dataConverter: temporalDataConverter(config),
+    });
+    const soldOut = new SoldOutCache(60_000);
+    let subscriber: RedisSubscription | undefined;
+    const close = async () => {
+      for (const server of servers) server.closeAllConnections();
+      await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+      await Promise.allSettled([subscriber?.quit(), temporal.connection.close()]);
+    };
+    try {
+      subscriber = subscribeChannels(redis, { [STOCK_RETURNED_CHANNEL]: soldOut.listener() }, logger);
+      const metrics = new ApiMetrics({ defaultMetrics: false });
+      const app = createApp(composeApi({ config, redis, stores, temporal, logger }, { soldOut, metrics }));
+      app.middleware.unshift(async (ctx: Context, next: Next) => {
+        reachedApp.push(ctx.path);
+        await next();
+      });
+      const url = await listen(app, servers);
+      await waitFor(() => (soldOut.markSoldOut('probe', 0), soldOut.isSoldOut('probe')), {
+        what: 'the sold-out subscription',
+        timeoutMs: 5_000,
+        intervalMs: 5,
+      });
+      onCleanup(close);
+      return { url, soldOut, metrics, reachedApp };
+    } catch (err) {
+      await close();
+      throw err;
+    }
+  },
+);
 
 /** A checkout, and whether it reached the app. */
-async function checkout(options: HttpOptions): Promise<{ reply: HttpReply; reachedApp: boolean }> {
+async function checkout(
+  { url, reachedApp }: Door,
+  options: HttpOptions,
+): Promise<{ reply: HttpReply; reachedApp: boolean }> {
   const before = reachedApp.length;
   const reply = await httpRequest(url, 'POST', '/api/checkout', options);
   return { reply, reachedApp: reachedApp.length > before };
 }
 
-async function metricsNow(): Promise<Sample[]> {
+async function metricsNow({ metrics }: Door): Promise<Sample[]> {
   return parseExposition(await metrics.registry.metrics());
 }
 
@@ -93,30 +101,35 @@ function comparable(reply: HttpReply) {
 }
 
 describe('the sold-out door', () => {
-  it("answers a flagged SKU's plain checkout before the app, exactly as the app answers it, and counts it alike", async () => {
+  it("answers a flagged SKU's plain checkout before the app, exactly as the app answers it, and counts it alike", async ({
+    clients,
+    door,
+  }) => {
+    const { stores, redis } = clients;
+    const { soldOut } = door;
     const { sku } = await putOnSale(stores, redis, { stock: 1, perUserLimit: 1 });
     const token = await auth.issue(`door-${randomUUID().slice(0, 8)}`);
-    expect((await checkout({ json: { sku, quantity: 1 }, token })).reply.status).toBe(202);
+    expect((await checkout(door, { json: { sku, quantity: 1 }, token })).reply.status).toBe(202);
     // The first loser reaches reserve.lua, whose SOLD_OUT flags the SKU.
-    const first = await checkout({ json: { sku, quantity: 1 }, token: await auth.issue('loser-0') });
+    const first = await checkout(door, { json: { sku, quantity: 1 }, token: await auth.issue('loser-0') });
     expect(first).toMatchObject({ reply: { status: 409, body: { error: { code: 'SOLD_OUT' } } }, reachedApp: true });
     expect(soldOut.isSoldOut(sku)).toBe(true);
 
     const loser = await auth.issue('loser-1');
-    const before = await metricsNow();
-    const atTheDoor = await checkout({
+    const before = await metricsNow(door);
+    const atTheDoor = await checkout(door, {
       json: { sku, quantity: 1 },
       token: loser,
       headers: { 'x-request-id': 'door-1' },
     });
-    const middle = await metricsNow();
+    const middle = await metricsNow(door);
     // `Prefer: wait=0` is the same checkout, which the door leaves to the app.
-    const inTheApp = await checkout({
+    const inTheApp = await checkout(door, {
       json: { sku, quantity: 1 },
       token: loser,
       headers: { 'x-request-id': 'app-1', prefer: 'wait=0' },
     });
-    const after = await metricsNow();
+    const after = await metricsNow(door);
 
     expect(atTheDoor.reachedApp).toBe(false);
     expect(inTheApp.reachedApp).toBe(true);
@@ -147,17 +160,19 @@ describe('the sold-out door', () => {
     ).toBe(2);
   });
 
-  it('leaves every other request to the app, in its order of checks, the body read once', async () => {
+  it('leaves every other request to the app, in its order of checks, the body read once', async ({ clients, door }) => {
+    const { stores, redis } = clients;
+    const { soldOut } = door;
     const { sku } = await putOnSale(stores, redis, { stock: 1, perUserLimit: 1 });
     const token = await auth.issue(`other-${randomUUID().slice(0, 8)}`);
     // Malformed JSON while nothing is flagged: the app alone reads it.
-    const malformedBefore = await checkout({ raw: '{"sku": ', token });
-    expect(await checkout({ json: { sku, quantity: 1 }, token })).toMatchObject({ reply: { status: 202 } });
-    await checkout({ json: { sku, quantity: 1 }, token: await auth.issue('flagger') });
+    const malformedBefore = await checkout(door, { raw: '{"sku": ', token });
+    expect(await checkout(door, { json: { sku, quantity: 1 }, token })).toMatchObject({ reply: { status: 202 } });
+    await checkout(door, { json: { sku, quantity: 1 }, token: await auth.issue('flagger') });
     expect(soldOut.isSoldOut(sku)).toBe(true);
 
     const expectApp = async (options: HttpOptions, status: number, code: string) => {
-      const { reply, reachedApp: reached } = await checkout(options);
+      const { reply, reachedApp: reached } = await checkout(door, options);
       expect({
         status: reply.status,
         code: (reply.body as { error?: { code?: string } } | undefined)?.error?.code,
@@ -201,25 +216,30 @@ describe('the sold-out door', () => {
     );
     // The flag is the door's only authority: once stock comes back, checkouts reach the app again.
     soldOut.stockReturned(sku, 1);
-    expect((await checkout({ json: { sku, quantity: 1 }, token: loser })).reachedApp).toBe(true);
+    expect((await checkout(door, { json: { sku, quantity: 1 }, token: loser })).reachedApp).toBe(true);
   });
 
-  it('renews an expired flag with one reserve.lua while the flood in flight is answered from it; stock seen by the probe drops it', async () => {
+  it('renews an expired flag with one reserve.lua while the flood in flight is answered from it; stock seen by the probe drops it', async ({
+    clients,
+    door,
+  }) => {
+    const { stores, redis } = clients;
+    const { soldOut } = door;
     const { sku } = await putOnSale(stores, redis, { stock: 1, perUserLimit: 1 });
-    expect((await checkout({ json: { sku, quantity: 1 }, token: await auth.issue('herd-winner') })).reply.status).toBe(
-      202,
-    );
-    await checkout({ json: { sku, quantity: 1 }, token: await auth.issue('herd-flagger') });
+    expect(
+      (await checkout(door, { json: { sku, quantity: 1 }, token: await auth.issue('herd-winner') })).reply.status,
+    ).toBe(202);
+    await checkout(door, { json: { sku, quantity: 1 }, token: await auth.issue('herd-flagger') });
     expect(soldOut.isSoldOut(sku)).toBe(true);
     // The flag's TTL (60 s in this file) ran out a moment ago.
     soldOut.markSoldOut(sku, 0, Date.now() - 61_000);
     expect(soldOut.isSoldOut(sku)).toBe(false);
 
     const reserves = async () =>
-      total(await metricsNow(), 'flash_redis_reserve_duration_seconds_count', { outcome: 'SOLD_OUT' });
+      total(await metricsNow(door), 'flash_redis_reserve_duration_seconds_count', { outcome: 'SOLD_OUT' });
     const before = await reserves();
     const tokens = await Promise.all(Array.from({ length: 40 }, (_, i) => auth.issue(`herd-${i}`)));
-    const herd = await Promise.all(tokens.map((token) => checkout({ json: { sku, quantity: 1 }, token })));
+    const herd = await Promise.all(tokens.map((token) => checkout(door, { json: { sku, quantity: 1 }, token })));
     expect(herd.map((c) => (c.reply.body as { error: { code: string } }).error.code)).toEqual(
       tokens.map(() => 'SOLD_OUT'),
     );
@@ -230,7 +250,7 @@ describe('the sold-out door', () => {
     // Stock back without its notification reaching this process: the probe finds it and the flag goes.
     const open = await putOnSale(stores, redis, { stock: 2, perUserLimit: 1 });
     soldOut.markSoldOut(open.sku, 0, Date.now() - 61_000);
-    const probe = await checkout({ json: { sku: open.sku, quantity: 1 }, token: await auth.issue('herd-probe') });
+    const probe = await checkout(door, { json: { sku: open.sku, quantity: 1 }, token: await auth.issue('herd-probe') });
     expect(probe).toMatchObject({ reply: { status: 202 }, reachedApp: true });
     expect(soldOut.isSoldOut(open.sku)).toBe(false);
     expect(soldOut.claimProbe(open.sku)).toBe(false);

@@ -14,73 +14,91 @@ import { createServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { temporalDataConverter } from '../src/infra/data-converter.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { composeApi, createApp } from '../src/api/app.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { SoldOutCache } from '../src/order/sold-out-cache.js';
 import type { AppConfig } from '../src/config/index.js';
-import { type Stores } from '../src/db/stores.js';
 import { createLogger } from '../src/infra/logger.js';
-import { type RedisClient } from '../src/infra/redis.js';
 import { subscribeChannels, type RedisSubscription } from '../src/infra/redis-subscription.js';
 import { RedisInventory, STOCK_RETURNED_CHANNEL } from '../src/redis/redis-inventory.js';
 import { testConfig } from './helpers/env.js';
-import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
+import { storeClientsTest } from './helpers/stack-test.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { httpRequest } from './helpers/http.js';
 
-let blackHole: TcpServer;
-const heldSockets = new Set<Socket>();
-let temporalConnections = 0;
-let config: AppConfig;
-let redis: RedisClient;
-let clients: StoreClients | undefined;
-let stores: Stores;
-let temporal: Client;
-let subscriber: RedisSubscription;
-let server: Server;
-let url: string;
+const env = { TEMPORAL_TASK_QUEUE: `sold-out-${randomUUID()}`, LOG_LEVEL: 'silent' };
 
-beforeAll(async () => {
-  blackHole = createServer((socket) => {
-    temporalConnections++;
-    heldSockets.add(socket);
-    socket.on('error', () => {});
-  });
-  await new Promise<void>((resolve) => blackHole.listen(0, '127.0.0.1', resolve));
-  const temporalAddress = `127.0.0.1:${(blackHole.address() as AddressInfo).port}`;
-  config = testConfig({
-    TEMPORAL_ADDRESS: temporalAddress,
-    TEMPORAL_TASK_QUEUE: `sold-out-${randomUUID()}`,
-    LOG_LEVEL: 'silent',
-  });
-  const logger = createLogger(config, 'api');
-  clients = openStoreClients(config);
-  ({ stores, redis } = clients);
-  // Lazy: nothing is dialled until a call needs Temporal, so every connection counted is a call.
-  temporal = new Client({
-    connection: Connection.lazy({ address: temporalAddress }),
-    namespace: config.temporal.namespace,
-    dataConverter: temporalDataConverter(config),
-  });
-  const soldOut = new SoldOutCache();
-  subscriber = subscribeChannels(redis, { [STOCK_RETURNED_CHANNEL]: soldOut.listener() }, logger);
-  server = createApp(composeApi({ config, redis, stores, temporal, logger }, { soldOut })).listen(0, '127.0.0.1');
-  await new Promise<void>((resolve) => server.once('listening', resolve));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-});
+/** The app's config (its Temporal the black hole), its URL, and how many connections the black hole took. */
+interface AppOverBlackHole {
+  config: AppConfig;
+  url: string;
+  temporalConnections(): number;
+}
 
-afterAll(async () => {
-  server?.closeAllConnections();
-  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-  for (const socket of heldSockets) socket.destroy();
-  await new Promise<void>((resolve) => blackHole?.close(() => resolve()));
-  await Promise.allSettled([subscriber?.quit(), clients?.close(), temporal?.connection.close()]);
-});
+// The clients reach MySQL and Redis only: the app's config differs from theirs by its Temporal address alone.
+const it = storeClientsTest(testConfig(env)).extend(
+  'app',
+  { scope: 'file' },
+  async ({ clients }, { onCleanup }): Promise<AppOverBlackHole> => {
+    const { stores, redis } = clients;
+    const heldSockets = new Set<Socket>();
+    let temporalConnections = 0;
+    const blackHole: TcpServer = createServer((socket) => {
+      temporalConnections++;
+      heldSockets.add(socket);
+      socket.on('error', () => {});
+    });
+    let server: Server | undefined;
+    let temporal: Client | undefined;
+    let subscriber: RedisSubscription | undefined;
+    const close = async () => {
+      server?.closeAllConnections();
+      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+      for (const socket of heldSockets) socket.destroy();
+      await new Promise<void>((resolve) => blackHole.close(() => resolve()));
+      await Promise.allSettled([subscriber?.quit(), temporal?.connection.close()]);
+    };
+    try {
+      await new Promise<void>((resolve) => blackHole.listen(0, '127.0.0.1', resolve));
+      const temporalAddress = `127.0.0.1:${(blackHole.address() as AddressInfo).port}`;
+      const config = testConfig({ ...env, TEMPORAL_ADDRESS: temporalAddress });
+      const logger = createLogger(config, 'api');
+      // Lazy: nothing is dialled until a call needs Temporal, so every connection counted is a call.
+      temporal = new Client({
+        connection: Connection.lazy({ address: temporalAddress }),
+        namespace: config.temporal.namespace,
+        dataConverter: temporalDataConverter(config),
+      });
+      const soldOut = new SoldOutCache();
+      subscriber = subscribeChannels(redis, { [STOCK_RETURNED_CHANNEL]: soldOut.listener() }, logger);
+      const listening = createApp(composeApi({ config, redis, stores, temporal, logger }, { soldOut })).listen(
+        0,
+        '127.0.0.1',
+      );
+      server = listening;
+      await new Promise<void>((resolve) => listening.once('listening', resolve));
+      onCleanup(close);
+      return {
+        config,
+        url: `http://127.0.0.1:${(listening.address() as AddressInfo).port}`,
+        temporalConnections: () => temporalConnections,
+      };
+    } catch (err) {
+      await close();
+      throw err;
+    }
+  },
+);
 
 describe('sold-out answers with Temporal unreachable', () => {
-  it('answers 409 SOLD_OUT at once, from Redis and then from memory, polling and waiting checkouts alike, without calling Temporal', async () => {
+  it('answers 409 SOLD_OUT at once, from Redis and then from memory, polling and waiting checkouts alike, without calling Temporal', async ({
+    clients,
+    app,
+  }) => {
+    const { stores, redis } = clients;
+    const { config, url } = app;
     const { sku } = await putOnSale(stores, redis, { stock: 1 });
     // The only unit is held by a reservation made straight in Redis: no workflow, no Temporal.
     const inventory = new RedisInventory(redis, config.temporal.taskQueue);
@@ -105,13 +123,13 @@ describe('sold-out answers with Temporal unreachable', () => {
         expect({ status: reply.status, code: reply.code }).toEqual({ status: 409, code: 'SOLD_OUT' });
       // A call into the black hole would hang for good; 5 s leaves room for a loaded 2-core machine.
       expect(Math.max(first.ms, ...rest.map((r) => r.ms))).toBeLessThan(5_000);
-      expect(temporalConnections).toBe(0);
+      expect(app.temporalConnections()).toBe(0);
 
       // The control: a route that does ask Temporal dials the black hole and finds it down.
       const ready = await httpRequest(url, 'GET', '/readyz');
       expect(ready.status).toBe(503);
       expect(ready.body.checks).toMatchObject({ redis: 'up', mysql: 'up', temporal: 'down' });
-      expect(temporalConnections).toBeGreaterThan(0);
+      expect(app.temporalConnections()).toBeGreaterThan(0);
     } finally {
       await inventory.release(sku, winner);
     }

@@ -9,10 +9,9 @@ import { randomUUID } from 'node:crypto';
 import { Client } from '@temporalio/client';
 import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { NativeConnection } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { type Stores } from '../src/db/stores.js';
 import { createLogger } from '../src/infra/logger.js';
-import { type RedisClient } from '../src/infra/redis.js';
 import { RedisInventory } from '../src/redis/redis-inventory.js';
 import { saleKeys } from '../src/redis/layout.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
@@ -20,7 +19,8 @@ import { orderWorkflowId, type OrderInput } from '../src/model/order-workflow.js
 import { startPromiseStarter, type RunningPromiseStarter } from '../src/workers/worker.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
-import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
+import type { StoreClients } from './helpers/stack-clients.js';
+import { storeClientsTest } from './helpers/stack-test.js';
 import { withMethods } from './helpers/faults.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { startHoldingProxy } from './helpers/tcp-proxy.js';
@@ -28,33 +28,40 @@ import { PromiseQueue } from '../src/redis/promise-queue.js';
 import { startTestWorker } from './helpers/worker.js';
 import { CurrentVersionWatch, type WorkerDeployments } from '../src/infra/worker-deployments.js';
 
-let redis: RedisClient;
-let clients: StoreClients | undefined;
-let stores: Stores;
-let connection: NativeConnection;
-let temporal: Client;
-const running: RunningPromiseStarter[] = [];
+const config = testConfig();
 
-beforeAll(async () => {
-  const config = testConfig();
-  clients = openStoreClients(config);
-  ({ stores, redis } = clients);
-  connection = await NativeConnection.connect({ address: config.temporal.address });
-  temporal = new Client({
-    connection,
-    namespace: config.temporal.namespace,
-    dataConverter: temporalDataConverter(config),
-  });
-});
+/** The clients, a connection to Temporal and its client, and the owners of starts the tests started. */
+interface Bench extends Omit<StoreClients, 'close'> {
+  connection: NativeConnection;
+  temporal: Client;
+  running: RunningPromiseStarter[];
+}
 
-afterAll(async () => {
-  for (const starter of running) await starter.stop();
-  await clients?.close();
-  await connection.close();
-});
+const it = storeClientsTest(config).extend(
+  'bench',
+  { scope: 'file' },
+  async ({ clients }, { onCleanup }): Promise<Bench> => {
+    const connection = await NativeConnection.connect({ address: config.temporal.address });
+    const running: RunningPromiseStarter[] = [];
+    onCleanup(async () => {
+      for (const starter of running) await starter.stop();
+      await connection.close();
+    });
+    return {
+      ...clients,
+      connection,
+      temporal: new Client({
+        connection,
+        namespace: config.temporal.namespace,
+        dataConverter: temporalDataConverter(config),
+      }),
+      running,
+    };
+  },
+);
 
 /** A pipeline of its own: its task queue names its active sales and its wake channel. */
-function pipeline(taskQueue = `starter-${randomUUID()}`) {
+function pipeline({ redis, stores, connection, running }: Bench, taskQueue = `starter-${randomUUID()}`) {
   const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue });
   const inventory = new RedisInventory(redis, taskQueue);
   const promises = new PromiseQueue(redis);
@@ -90,7 +97,7 @@ function pipeline(taskQueue = `starter-${randomUUID()}`) {
   return { inventory, promises, startOwner, promise };
 }
 
-const workflowExists = async (orderNo: string) =>
+const workflowExists = async ({ temporal }: Bench, orderNo: string) =>
   temporal.workflow
     .getHandle(orderWorkflowId(orderNo))
     .describe()
@@ -98,16 +105,20 @@ const workflowExists = async (orderNo: string) =>
       () => true,
       () => false,
     );
-const isPending = async (sku: string, orderNo: string) => (await redis.zscore(saleKeys(sku).pending, orderNo)) !== null;
+const isPending = async ({ redis }: Bench, sku: string, orderNo: string) =>
+  (await redis.zscore(saleKeys(sku).pending, orderNo)) !== null;
 
 describe('the owner of starts', () => {
-  it('starts a promise as soon as its reservation wakes it, and drops its pending start: the workflow owns the order from then on', async () => {
-    const { startOwner, promise, inventory } = pipeline();
+  it('starts a promise as soon as its reservation wakes it, and drops its pending start: the workflow owns the order from then on', async ({
+    bench,
+  }) => {
+    const { stores, redis } = bench;
+    const { startOwner, promise, inventory } = pipeline(bench);
     const sale = await putOnSale(stores, redis, { stock: 5 });
     startOwner();
     const orderNo = await promise(sale.sku, 'woken');
-    await waitFor(() => workflowExists(orderNo), { what: `${orderNo} started`, timeoutMs: 15_000 });
-    await waitFor(async () => !(await isPending(sale.sku, orderNo)), {
+    await waitFor(() => workflowExists(bench, orderNo), { what: `${orderNo} started`, timeoutMs: 15_000 });
+    await waitFor(async () => !(await isPending(bench, sale.sku, orderNo)), {
       what: `${orderNo}'s pending start dropped`,
       timeoutMs: 5_000,
     });
@@ -116,8 +127,11 @@ describe('the owner of starts', () => {
     expect(await inventory.orderInput(sale.sku, orderNo)).toMatchObject({ orderNo });
   });
 
-  it('with MySQL hung, a stale promise waits for its row lookup (bounded) and holds up no other start; it is started once MySQL answers', async () => {
-    const { startOwner, promise } = pipeline();
+  it('with MySQL hung, a stale promise waits for its row lookup (bounded) and holds up no other start; it is started once MySQL answers', async ({
+    bench,
+  }) => {
+    const { stores, redis } = bench;
+    const { startOwner, promise } = pipeline(bench);
     const [one, two] = [await putOnSale(stores, redis, { stock: 5 }), await putOnSale(stores, redis, { stock: 5 })];
     // MySQL accepts the owner's queries and never answers them, until `recovered`.
     let recovered = false;
@@ -136,18 +150,27 @@ describe('the owner of starts', () => {
     const startedAt = Date.now();
     const fresh = [await promise(one.sku, 'fresh-1'), await promise(two.sku, 'fresh-2')];
     for (const orderNo of fresh)
-      await waitFor(() => workflowExists(orderNo), { what: `${orderNo} started while MySQL hangs`, timeoutMs: 10_000 });
+      await waitFor(() => workflowExists(bench, orderNo), {
+        what: `${orderNo} started while MySQL hangs`,
+        timeoutMs: 10_000,
+      });
     // The hung lookup held up neither sale: each fresh start came well within one lookup deadline (2 s) and a lease (5
     // s).
     expect(Date.now() - startedAt).toBeLessThan(5_000);
     await waitFor(() => lookups.includes(stale), { what: 'the stale promise looked up', timeoutMs: 10_000 });
-    expect(await workflowExists(stale)).toBe(false);
+    expect(await workflowExists(bench, stale)).toBe(false);
     recovered = true;
-    await waitFor(() => workflowExists(stale), { what: `${stale} started once MySQL answers`, timeoutMs: 30_000 });
+    await waitFor(() => workflowExists(bench, stale), {
+      what: `${stale} started once MySQL answers`,
+      timeoutMs: 30_000,
+    });
   });
 
-  it('takes over the sale of an owner that died holding its lease, once the lease lapses, the promises that owner had taken included', async () => {
-    const { startOwner, promise, promises } = pipeline();
+  it('takes over the sale of an owner that died holding its lease, once the lease lapses, the promises that owner had taken included', async ({
+    bench,
+  }) => {
+    const { stores, redis, temporal } = bench;
+    const { startOwner, promise, promises } = pipeline(bench);
     const sale = await putOnSale(stores, redis, { stock: 5 });
     const taken = await promise(sale.sku, 'taken-by-the-dead');
     // An owner takes the sale's lease and its due promise, then dies before starting it.
@@ -158,7 +181,10 @@ describe('the owner of starts', () => {
     const later = await promise(sale.sku, 'after-the-death');
     const owner = startOwner();
     for (const orderNo of [later, taken])
-      await waitFor(() => workflowExists(orderNo), { what: `${orderNo} started by the new owner`, timeoutMs: 20_000 });
+      await waitFor(() => workflowExists(bench, orderNo), {
+        what: `${orderNo} started by the new owner`,
+        timeoutMs: 20_000,
+      });
     expect(await redis.get(saleKeys(sale.sku).starter)).not.toBe('dead-owner');
     // Not before the dead owner's lease had lapsed: one owner per sale at a time (same machine's clock).
     for (const orderNo of [later, taken]) {
@@ -168,8 +194,11 @@ describe('the owner of starts', () => {
     await owner.stop();
   });
 
-  it('two live owners: the leaseholder stalled mid-visit (its Temporal calls held) hands the sale over, the other starts every promise, and the stalled one coming back changes nothing', async () => {
-    const { startOwner, promise } = pipeline();
+  it('two live owners: the leaseholder stalled mid-visit (its Temporal calls held) hands the sale over, the other starts every promise, and the stalled one coming back changes nothing', async ({
+    bench,
+  }) => {
+    const { stores, redis, temporal } = bench;
+    const { startOwner, promise } = pipeline(bench);
     const sale = await putOnSale(stores, redis, { stock: 10 });
     const [host, port] = testConfig().temporal.address.split(':');
     const proxy = await startHoldingProxy({ host: host ?? '127.0.0.1', port: Number(port) });
@@ -178,7 +207,10 @@ describe('the owner of starts', () => {
       const stalled = startOwner(stores, slow);
       // The first owner takes the sale's lease (a first promise, started), then its Temporal stalls.
       const first = await promise(sale.sku, 'before-the-stall');
-      await waitFor(() => workflowExists(first), { what: `${first} started by the first owner`, timeoutMs: 15_000 });
+      await waitFor(() => workflowExists(bench, first), {
+        what: `${first} started by the first owner`,
+        timeoutMs: 15_000,
+      });
       const stalledId = await redis.get(saleKeys(sale.sku).starter);
       expect(stalledId).not.toBeNull();
       proxy.hold();
@@ -187,7 +219,7 @@ describe('the owner of starts', () => {
       for (let i = 0; i < 5; i++) during.push(await promise(sale.sku, `during-the-stall-${i}`));
       // Its starts time out (5 s), the visit gives the lease up; the other owner takes the sale.
       for (const orderNo of during)
-        await waitFor(() => workflowExists(orderNo), {
+        await waitFor(() => workflowExists(bench, orderNo), {
           what: `${orderNo} started by the other owner`,
           timeoutMs: 30_000,
         });
@@ -196,7 +228,9 @@ describe('the owner of starts', () => {
       proxy.release();
       await waitFor(
         async () =>
-          (await Promise.all(during.map((orderNo) => isPending(sale.sku, orderNo)))).every((pending) => !pending),
+          (await Promise.all(during.map((orderNo) => isPending(bench, sale.sku, orderNo)))).every(
+            (pending) => !pending,
+          ),
         {
           what: 'every pending start dropped',
           timeoutMs: 30_000,
@@ -286,14 +320,17 @@ describe('eager starts under Worker Versioning', () => {
   });
 
   /** Whether Temporal handed the order's first workflow task back with its start, as its history records it. */
-  const startedEagerly = async (orderNo: string) => {
+  const startedEagerly = async ({ temporal }: Bench, orderNo: string) => {
     const [started] = (await temporal.workflow.getHandle(orderWorkflowId(orderNo)).fetchHistory()).events ?? [];
     return started?.workflowExecutionStartedEventAttributes?.eagerExecutionAccepted === true;
   };
 
-  it("the current version's owner takes each order's first task with its start; an owner whose version is not current starts through the task queue", async () => {
+  it("the current version's owner takes each order's first task with its start; an owner whose version is not current starts through the task queue", async ({
+    bench,
+  }) => {
+    const { stores, redis, running } = bench;
     const taskQueue = `starter-eager-${randomUUID()}`;
-    const { promise } = pipeline(taskQueue);
+    const { promise } = pipeline(bench, taskQueue);
     const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue });
     const versioning = config.temporal.versioning;
     if (!versioning) throw new Error('the test stack runs versioned workers');
@@ -307,8 +344,8 @@ describe('eager starts under Worker Versioning', () => {
       await waitFor(
         async () => {
           const orderNo = await promise(sale.sku, `eager-current-${shopper++}`);
-          await waitFor(() => workflowExists(orderNo), { what: `${orderNo} started`, timeoutMs: 20_000 });
-          return startedEagerly(orderNo);
+          await waitFor(() => workflowExists(bench, orderNo), { what: `${orderNo} started`, timeoutMs: 20_000 });
+          return startedEagerly(bench, orderNo);
         },
         { what: 'an order started eagerly by the current version', timeoutMs: 30_000 },
       );
@@ -325,8 +362,8 @@ describe('eager starts under Worker Versioning', () => {
       });
       running.push(stale);
       const routed = await promise(sale.sku, 'eager-not-current');
-      await waitFor(() => workflowExists(routed), { what: `${routed} started`, timeoutMs: 20_000 });
-      expect(await startedEagerly(routed)).toBe(false);
+      await waitFor(() => workflowExists(bench, routed), { what: `${routed} started`, timeoutMs: 20_000 });
+      expect(await startedEagerly(bench, routed)).toBe(false);
     } finally {
       await worker.close();
       await shared.close();

@@ -10,11 +10,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
-import type { AppConfig } from '../src/config/index.js';
-import { type Stores } from '../src/db/stores.js';
-import { type RedisClient } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { temporalDataConverter } from '../src/infra/data-converter.js';
 import { workflowSpanSinks } from '../src/infra/tracing.js';
@@ -26,7 +23,7 @@ import { loadToolPaths } from '../stack/services.js';
 import { waitFor } from '../stack/wait-for.js';
 import { startZipkin, type RunningZipkin } from '../stack/zipkin.js';
 import { testConfig } from './helpers/env.js';
-import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
+import { storeClientsTest } from './helpers/stack-test.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { httpAt } from './helpers/http.js';
 
@@ -43,15 +40,16 @@ interface ZipkinSpan {
 }
 
 const workDir = mkdtempSync(join(tmpdir(), 'tracing-test-'));
+// Its own task queue: only this file's worker runs these orders, so every span of them is its own.
+const taskQueue = `tracing-${randomUUID()}`;
+const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue });
+const it = storeClientsTest(config);
 let zipkin: RunningZipkin;
 let api: ManagedProcess;
 let worker: ManagedProcess;
 let apiUrl: string;
-let config: AppConfig;
-let clients: StoreClients | undefined;
-let stores: Stores;
-let redis: RedisClient;
 
+// Zipkin and the app's processes: a hook rather than a fixture, so that their start keeps its own 150 s.
 beforeAll(async () => {
   zipkin = await startZipkin({ tools: loadToolPaths(), dataDir: join(workDir, 'zipkin'), port: await freePort() });
   const port = await freePort();
@@ -59,8 +57,7 @@ beforeAll(async () => {
   const env = {
     ...process.env,
     ...inject('stackEnv'),
-    // Its own task queue: only this worker runs these orders, so every span of them is its own.
-    TEMPORAL_TASK_QUEUE: `tracing-${randomUUID()}`,
+    TEMPORAL_TASK_QUEUE: taskQueue,
     PORT: String(port),
     WORKER_METRICS_PORT: '0',
     WORKER_HEALTH_PORT: '0',
@@ -71,17 +68,14 @@ beforeAll(async () => {
     // The batch processor's standard setting: export within 200 ms instead of 5 s.
     OTEL_BSP_SCHEDULE_DELAY: '200',
   };
-  config = testConfig({ TEMPORAL_TASK_QUEUE: env.TEMPORAL_TASK_QUEUE });
   // The worker has no health port here (WORKER_HEALTH_PORT=0): the API's readiness is what the test waits for.
   worker = spawnAppProcess({ role: 'worker', logFile: join(workDir, 'worker.log'), env });
   api = await startAppProcess({ role: 'api', logFile: join(workDir, 'api.log'), env, readyTimeoutMs: 90_000 });
-  clients = openStoreClients(config);
-  ({ stores, redis } = clients);
 }, 150_000);
 
 afterAll(async () => {
   await Promise.allSettled([api?.stop(), worker?.stop()]);
-  await Promise.allSettled([zipkin?.process.stop(), clients?.close()]);
+  await zipkin?.process.stop().catch(() => undefined);
   rmSync(workDir, { recursive: true, force: true });
 });
 
@@ -105,7 +99,10 @@ function descendsFrom(spans: ZipkinSpan[], span: ZipkinSpan, ancestor: ZipkinSpa
 }
 
 describe('one trace from the request to the last activity', () => {
-  it('joins the checkout, the workflow, its activities and the payment in one trace, read back from Zipkin', async () => {
+  it('joins the checkout, the workflow, its activities and the payment in one trace, read back from Zipkin', async ({
+    clients,
+  }) => {
+    const { stores, redis } = clients;
     const sale = await putOnSale(stores, redis, { stock: 5, perUserLimit: 1 });
     const token = await new ShopperAuth(config).issue(`t-${randomUUID().slice(0, 8)}`);
     const traceId = randomBytes(16).toString('hex');

@@ -7,21 +7,18 @@
  */
 import { ENDPOINT_DELIVERY_WORKFLOW_TYPE } from '../src/model/workflow-types.js';
 import { randomBytes } from 'node:crypto';
-import type { Pool, RowDataPacket } from 'mysql2/promise';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningApi } from '../src/api/server.js';
-import type { AppConfig } from '../src/config/index.js';
-import type { Stores } from '../src/db/stores.js';
+import type { RowDataPacket } from 'mysql2/promise';
+import { describe, expect } from 'vitest';
 import { endpointDeliveryWorkflowId } from '../src/model/delivery-workflow.js';
 import { resealEndpointSecrets } from '../src/activities/reconcile.js';
 import { EndpointSecretBox } from '../src/order-events/endpoint-secrets.js';
 import { WebhookEndpoints } from '../src/order-events/endpoints.js';
-import type { RedisClient } from '../src/infra/redis.js';
 import { ORDER_EVENT_TYPES } from '../src/model/order-workflow.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { putOnSale } from './helpers/fixtures.js';
-import { API_TEST_ENV, startTestApp, TEST_ADMIN_TOKEN, type TestApp } from './helpers/app.js';
+import { API_TEST_ENV, TEST_ADMIN_TOKEN, type TestApp } from './helpers/app.js';
 import { httpRequest, replyOf, type Reply } from './helpers/http.js';
+import { appTest } from './helpers/stack-test.js';
 
 const EVENTS_TOKEN = 'events-reader-token-webhook-endpoints';
 const PATH = '/api/admin/webhook-endpoints';
@@ -30,26 +27,14 @@ const URL_A = 'https://hooks.merchant-a.invalid/orders';
 const URL_B = 'http://hooks.merchant-b.invalid:8443/v2/orders?source=flash';
 const UNKNOWN_ID = 'ep_01ARZ3NDEKTSV4RRFFQ69G5FAV';
 
-let app: TestApp;
-let api: RunningApi;
-let pool: Pool;
-let stores: Stores;
-let redis: RedisClient;
-let config: AppConfig;
-let box: EndpointSecretBox;
+const it = appTest('webhook-endpoints', { ...API_TEST_ENV, EVENTS_READ_TOKEN: EVENTS_TOKEN }).extend(
+  'box',
+  { scope: 'file' },
+  ({ app }) => new EndpointSecretBox(app.config.webhookDelivery.secretKeys),
+);
 
-beforeAll(async () => {
-  app = await startTestApp('webhook-endpoints', { ...API_TEST_ENV, EVENTS_READ_TOKEN: EVENTS_TOKEN });
-  ({ api, pool, stores, redis, config } = app);
-  box = new EndpointSecretBox(config.webhookDelivery.secretKeys);
-});
-
-afterAll(async () => {
-  await app?.close();
-});
-
-const call = (method: string, path: string, json?: unknown, token = TEST_ADMIN_TOKEN): Promise<Reply> =>
-  replyOf(api.url, method, path, { token, ...(json === undefined ? {} : { json }) });
+const call = (app: TestApp, method: string, path: string, json?: unknown, token = TEST_ADMIN_TOKEN): Promise<Reply> =>
+  replyOf(app.api.url, method, path, { token, ...(json === undefined ? {} : { json }) });
 
 const expectError = (reply: Reply, status: number, code: string, what?: string) =>
   expect(reply, what).toEqual({ status, body: { error: { code, message: expect.any(String) } } });
@@ -63,7 +48,7 @@ interface SecretColumns {
 }
 
 /** The endpoint's secret columns as MySQL holds them, read past every API. */
-async function secretColumns(endpointId: string): Promise<SecretColumns> {
+async function secretColumns({ pool }: TestApp, endpointId: string): Promise<SecretColumns> {
   const [[row]] = await pool.query<RowDataPacket[]>(
     'SELECT secret_box, old_secret_box FROM webhook_endpoints WHERE endpoint_id = ?',
     [endpointId],
@@ -72,19 +57,19 @@ async function secretColumns(endpointId: string): Promise<SecretColumns> {
   return { secretBox: row!.secret_box as Buffer, oldSecretBox: (row!.old_secret_box as Buffer | null) ?? null };
 }
 
-async function endpointCount(): Promise<number> {
+async function endpointCount({ pool }: TestApp): Promise<number> {
   const [[row]] = await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM webhook_endpoints');
   return Number(row!.n);
 }
 
-async function createEndpoint(json: Record<string, unknown> = { url: URL_A }) {
-  const reply = await call('POST', PATH, json);
+async function createEndpoint(app: TestApp, json: Record<string, unknown> = { url: URL_A }) {
+  const reply = await call(app, 'POST', PATH, json);
   expect(reply.status, JSON.stringify(reply.body)).toBe(201);
   return reply.body as { endpoint: { endpointId: string } & Record<string, unknown>; secret: string };
 }
 
 /** An order paid on a fresh sale: its order.paid event is in the feed. */
-async function paidOrderEvent(): Promise<string> {
+async function paidOrderEvent({ stores, redis }: TestApp): Promise<string> {
   const sale = await putOnSale(stores, redis, { stock: 2 });
   const orderNo = newOrderNo();
   await stores.orders.insertAwaitingOrder({
@@ -101,7 +86,11 @@ async function paidOrderEvent(): Promise<string> {
 }
 
 describe('the secret', () => {
-  it('is answered by the create only, decodes to at least 24 bytes, is sealed in MySQL and never read back', async () => {
+  it('is answered by the create only, decodes to at least 24 bytes, is sealed in MySQL and never read back', async ({
+    app,
+    box,
+  }) => {
+    const { api, pool } = app;
     const reply = await httpRequest(api.url, 'POST', PATH, {
       token: TEST_ADMIN_TOKEN,
       json: { url: URL_A, eventTypes: ['order.paid', 'order.cancelled'], description: 'Fulfilment' },
@@ -131,7 +120,7 @@ describe('the secret', () => {
     expect(delivery.type).toBe(ENDPOINT_DELIVERY_WORKFLOW_TYPE);
 
     // MySQL holds the sealed secret: neither its text nor its bytes, and it opens to it for this endpoint only.
-    const { secretBox } = await secretColumns(endpointId);
+    const { secretBox } = await secretColumns(app, endpointId);
     expect(secretBox.includes(Buffer.from(secret))).toBe(false);
     expect(secretBox.includes(secretBytes(secret))).toBe(false);
     expect(box.open(endpointId, secretBox)).toBe(secret);
@@ -142,8 +131,8 @@ describe('the secret', () => {
     expect(Number(asText!.n)).toBe(0);
 
     // No read shows it, sealed or not.
-    const one = await call('GET', `${PATH}/${endpointId}`);
-    const list = await call('GET', PATH);
+    const one = await call(app, 'GET', `${PATH}/${endpointId}`);
+    const list = await call(app, 'GET', PATH);
     expect(one.status).toBe(200);
     expect(list.status).toBe(200);
     for (const read of [one.body, list.body]) {
@@ -157,9 +146,10 @@ describe('the secret', () => {
     expect(list.body.items).toContainEqual({ ...endpoint, deliveries });
   });
 
-  it('the events-read token, a wrong token or none manage nothing', async () => {
-    const { endpoint } = await createEndpoint();
-    const before = await endpointCount();
+  it('the events-read token, a wrong token or none manage nothing', async ({ app }) => {
+    const { api } = app;
+    const { endpoint } = await createEndpoint(app);
+    const before = await endpointCount(app);
     for (const token of [EVENTS_TOKEN, 'not-the-token', undefined]) {
       const as = (method: string, path: string, json?: unknown) =>
         replyOf(api.url, method, path, { ...(token ? { token } : {}), ...(json === undefined ? {} : { json }) });
@@ -176,9 +166,9 @@ describe('the secret', () => {
         expectError(await as(method, path, json), 401, 'UNAUTHORIZED', `${method} ${path} with ${token ?? 'no token'}`);
     }
     // The events token still reads the feed.
-    expect((await call('GET', '/api/admin/events?limit=1', undefined, EVENTS_TOKEN)).status).toBe(200);
-    expect(await endpointCount()).toBe(before);
-    expect((await call('GET', `${PATH}/${endpoint.endpointId}`)).body).toMatchObject({ enabled: true });
+    expect((await call(app, 'GET', '/api/admin/events?limit=1', undefined, EVENTS_TOKEN)).status).toBe(200);
+    expect(await endpointCount(app)).toBe(before);
+    expect((await call(app, 'GET', `${PATH}/${endpoint.endpointId}`)).body).toMatchObject({ enabled: true });
   });
 });
 
@@ -201,11 +191,12 @@ describe('bad input', () => {
   const badTypes = [['order.shipped'], ['order.paid', 'order.paid'], 'order.paid', [1], {}];
   const badDescriptions = ['d'.repeat(201), 5];
 
-  it('a create: 400 INVALID_REQUEST, nothing written', async () => {
-    const before = await endpointCount();
+  it('a create: 400 INVALID_REQUEST, nothing written', async ({ app }) => {
+    const { api } = app;
+    const before = await endpointCount(app);
     // 2048 characters is the longest URL taken.
     const longest = `https://hooks.merchant.invalid/${'a'.repeat(2048 - 'https://hooks.merchant.invalid/'.length)}`;
-    expect((await call('POST', PATH, { url: longest })).status).toBe(201);
+    expect((await call(app, 'POST', PATH, { url: longest })).status).toBe(201);
     const after = before + 1;
     const bodies: unknown[] = [
       ...badUrls.map((url) => ({ url })),
@@ -217,19 +208,20 @@ describe('bad input', () => {
       { url: 5 },
     ];
     for (const body of bodies)
-      expectError(await call('POST', PATH, body), 400, 'INVALID_REQUEST', JSON.stringify(body).slice(0, 120));
+      expectError(await call(app, 'POST', PATH, body), 400, 'INVALID_REQUEST', JSON.stringify(body).slice(0, 120));
     // No body at all, and a body that is not JSON.
-    expectError(await call('POST', PATH), 400, 'INVALID_REQUEST');
+    expectError(await call(app, 'POST', PATH), 400, 'INVALID_REQUEST');
     expectError(
       await replyOf(api.url, 'POST', PATH, { token: TEST_ADMIN_TOKEN, raw: '{"url":', headers: {} }),
       400,
       'INVALID_REQUEST',
     );
-    expect(await endpointCount()).toBe(after);
+    expect(await endpointCount(app)).toBe(after);
   });
 
-  it('the messages say what is wrong', async () => {
-    const message = async (body: unknown) => ((await call('POST', PATH, body)).body as Reply['body']).error.message;
+  it('the messages say what is wrong', async ({ app }) => {
+    const message = async (body: unknown) =>
+      ((await call(app, 'POST', PATH, body)).body as Reply['body']).error.message;
     expect(await message({ url: 'ftp://hooks.merchant.invalid/' })).toMatch(/http:\/\/ or https:\/\//);
     expect(await message({ url: 'https://u:p@hooks.merchant.invalid/' })).toMatch(/credentials/);
     expect(await message({ url: 'https://hooks.merchant.invalid:99999/' })).toMatch(/not a URL/);
@@ -238,11 +230,11 @@ describe('bad input', () => {
     expect(await message({ url: URL_A, description: 'd'.repeat(201) })).toMatch(/description/);
   });
 
-  it('a change or a rotation: 400 INVALID_REQUEST, the endpoint and its secret as they were', async () => {
-    const { endpoint } = await createEndpoint({ url: URL_A, eventTypes: ['order.paid'] });
+  it('a change or a rotation: 400 INVALID_REQUEST, the endpoint and its secret as they were', async ({ app }) => {
+    const { endpoint } = await createEndpoint(app, { url: URL_A, eventTypes: ['order.paid'] });
     const path = `${PATH}/${endpoint.endpointId}`;
-    const before = (await call('GET', path)).body as Record<string, unknown>;
-    const secretsBefore = await secretColumns(endpoint.endpointId);
+    const before = (await call(app, 'GET', path)).body as Record<string, unknown>;
+    const secretsBefore = await secretColumns(app, endpoint.endpointId);
     const changes: unknown[] = [
       ...badUrls.map((url) => ({ url })),
       ...badTypes.map((eventTypes) => ({ eventTypes })),
@@ -256,9 +248,9 @@ describe('bad input', () => {
       [],
     ];
     for (const change of changes)
-      expectError(await call('PATCH', path, change), 400, 'INVALID_REQUEST', JSON.stringify(change).slice(0, 120));
+      expectError(await call(app, 'PATCH', path, change), 400, 'INVALID_REQUEST', JSON.stringify(change).slice(0, 120));
     // No body at all (fetch still says Content-Length: 0): the document requires one, so the route does.
-    expectError(await call('PATCH', path), 400, 'INVALID_REQUEST', 'a PATCH without a body');
+    expectError(await call(app, 'PATCH', path), 400, 'INVALID_REQUEST', 'a PATCH without a body');
     for (const rotation of [
       { overlapSeconds: -1 },
       { overlapSeconds: 604_801 },
@@ -267,21 +259,22 @@ describe('bad input', () => {
       { overlap: 60 },
     ])
       expectError(
-        await call('POST', `${path}/rotate-secret`, rotation),
+        await call(app, 'POST', `${path}/rotate-secret`, rotation),
         400,
         'INVALID_REQUEST',
         JSON.stringify(rotation),
       );
     for (const query of ['?status=SENT', '?limit=0', '?limit=201', '?limit=x', '?cursor=nope', '?cursor=WyJ4Il0'])
-      expectError(await call('GET', `${path}/deliveries${query}`), 400, 'INVALID_REQUEST', query);
+      expectError(await call(app, 'GET', `${path}/deliveries${query}`), 400, 'INVALID_REQUEST', query);
 
-    expect((await call('GET', path)).body).toEqual(before);
-    expect(await secretColumns(endpoint.endpointId)).toEqual(secretsBefore);
+    expect((await call(app, 'GET', path)).body).toEqual(before);
+    expect(await secretColumns(app, endpoint.endpointId)).toEqual(secretsBefore);
   });
 
-  it('an unknown or malformed endpoint id, event id: 404 NOT_FOUND, nothing written', async () => {
-    const before = await endpointCount();
-    const eventId = await paidOrderEvent();
+  it('an unknown or malformed endpoint id, event id: 404 NOT_FOUND, nothing written', async ({ app }) => {
+    const { pool } = app;
+    const before = await endpointCount(app);
+    const eventId = await paidOrderEvent(app);
     for (const id of [UNKNOWN_ID, 'nope', 'ep_01arz3ndektsv4rrffq69g5fav', `${UNKNOWN_ID}0`]) {
       for (const [method, path, json] of [
         ['GET', `${PATH}/${id}`, undefined],
@@ -291,9 +284,9 @@ describe('bad input', () => {
         ['GET', `${PATH}/${id}/deliveries/${eventId}/attempts`, undefined],
         ['POST', `${PATH}/${id}/deliveries/${eventId}/resend`, undefined],
       ] as const)
-        expectError(await call(method, path, json), 404, 'NOT_FOUND', `${method} ${path}`);
+        expectError(await call(app, method, path, json), 404, 'NOT_FOUND', `${method} ${path}`);
     }
-    expect(await endpointCount()).toBe(before);
+    expect(await endpointCount(app)).toBe(before);
     const [[owed]] = await pool.query<RowDataPacket[]>(
       'SELECT COUNT(*) AS n FROM webhook_deliveries WHERE endpoint_id = ?',
       [UNKNOWN_ID],
@@ -303,11 +296,14 @@ describe('bad input', () => {
 });
 
 describe('rotation', () => {
-  it('answers a new secret; the old one keeps signing until oldSecretUntil, about overlapSeconds ahead', async () => {
-    const created = await createEndpoint();
+  it('answers a new secret; the old one keeps signing until oldSecretUntil, about overlapSeconds ahead', async ({
+    app,
+    box,
+  }) => {
+    const created = await createEndpoint(app);
     const id = created.endpoint.endpointId;
     const started = Date.now();
-    const rotated = await call('POST', `${PATH}/${id}/rotate-secret`, { overlapSeconds: 3_600 });
+    const rotated = await call(app, 'POST', `${PATH}/${id}/rotate-secret`, { overlapSeconds: 3_600 });
     expect(rotated.status).toBe(200);
     const { endpoint, secret } = rotated.body as { endpoint: Record<string, unknown>; secret: string };
     expect(secret).toMatch(/^whsec_/);
@@ -318,37 +314,40 @@ describe('rotation', () => {
     expect(until).toBeLessThanOrEqual(Date.now() + 3_600_000 + 1_000);
 
     // Both sealed in MySQL: the new one signs, the old one beside it for the overlap.
-    const columns = await secretColumns(id);
+    const columns = await secretColumns(app, id);
     expect(box.open(id, columns.secretBox)).toBe(secret);
     expect(box.open(id, columns.oldSecretBox!)).toBe(created.secret);
-    const read = JSON.stringify((await call('GET', `${PATH}/${id}`)).body);
+    const read = JSON.stringify((await call(app, 'GET', `${PATH}/${id}`)).body);
     for (const shown of [secret, created.secret]) expect(read).not.toContain(shown);
     expect(JSON.parse(read)).toMatchObject({ endpointId: id, oldSecretUntil: endpoint.oldSecretUntil });
 
     // Another rotation inside the overlap would stop the old secret while receivers may still verify with it: 409.
-    const again = await call('POST', `${PATH}/${id}/rotate-secret`, {});
+    const again = await call(app, 'POST', `${PATH}/${id}/rotate-secret`, {});
     expectError(again, 409, 'ROTATION_IN_OVERLAP', 'a second rotation inside the overlap');
     expect(again.body.error.message).toContain(endpoint.oldSecretUntil as string);
-    expect(await secretColumns(id)).toEqual(columns);
+    expect(await secretColumns(app, id)).toEqual(columns);
     // 0: every earlier secret stops at once (a leaked one); then, no overlap left, a default rotation (a day).
-    const now = await call('POST', `${PATH}/${id}/rotate-secret`, { overlapSeconds: 0 });
+    const now = await call(app, 'POST', `${PATH}/${id}/rotate-secret`, { overlapSeconds: 0 });
     expect(Math.abs(Date.parse(now.body.endpoint.oldSecretUntil) - Date.now())).toBeLessThan(5_000);
-    const byDefault = await call('POST', `${PATH}/${id}/rotate-secret`, {});
+    const byDefault = await call(app, 'POST', `${PATH}/${id}/rotate-secret`, {});
     expect(Date.parse(byDefault.body.endpoint.oldSecretUntil) - Date.now()).toBeGreaterThan(86_400_000 - 5_000);
-    expect(box.open(id, (await secretColumns(id)).oldSecretBox!)).toBe(now.body.secret);
+    expect(box.open(id, (await secretColumns(app, id)).oldSecretBox!)).toBe(now.body.secret);
     expect(new Set([created.secret, secret, byDefault.body.secret, now.body.secret]).size).toBe(4);
   });
 });
 
 describe('rotating EVENTS_SECRET_KEY', () => {
-  it('a key put first seals from then on; the reconciler seals every endpoint again under it, so the old can go', async () => {
-    const created = await createEndpoint();
+  it('a key put first seals from then on; the reconciler seals every endpoint again under it, so the old can go', async ({
+    app,
+  }) => {
+    const { stores, config } = app;
+    const created = await createEndpoint(app);
     const id = created.endpoint.endpointId;
-    const rotated = (await call('POST', `${PATH}/${id}/rotate-secret`, { overlapSeconds: 3_600 })).body
+    const rotated = (await call(app, 'POST', `${PATH}/${id}/rotate-secret`, { overlapSeconds: 3_600 })).body
       .secret as string;
     // Disabled: resealed all the same (it may be enabled after the old key is gone); and no delivery runs meanwhile.
-    expect((await call('PATCH', `${PATH}/${id}`, { enabled: false })).status).toBe(200);
-    const before = await secretColumns(id);
+    expect((await call(app, 'PATCH', `${PATH}/${id}`, { enabled: false })).status).toBe(200);
+    const before = await secretColumns(app, id);
     const stackKey = config.webhookDelivery.secretKeys[0]!.secret;
     const newKey = { id: 'k2', secret: randomBytes(24).toString('hex') };
     const both = new EndpointSecretBox([newKey, { id: 'k1', secret: stackKey }]);
@@ -371,31 +370,31 @@ describe('rotating EVENTS_SECRET_KEY', () => {
     const unsealable: string[] = [];
     await resealEndpointSecrets(thisOne, both, (endpointId) => unsealable.push(endpointId));
     expect(unsealable).toEqual(['ep_unopenable']);
-    const after = await secretColumns(id);
+    const after = await secretColumns(app, id);
     expect([after.secretBox, after.oldSecretBox!].every((sealed) => both.isCurrent(sealed))).toBe(true);
     const newOnly = new EndpointSecretBox([newKey]);
     expect(newOnly.open(id, after.secretBox)).toBe(rotated);
     expect(newOnly.open(id, after.oldSecretBox!)).toBe(created.secret);
     expect(() => new EndpointSecretBox(stackKey).open(id, after.secretBox)).toThrow(/not one of EVENTS_SECRET_KEY/);
     await resealEndpointSecrets(thisOne, both, () => undefined);
-    expect(await secretColumns(id)).toEqual(after);
+    expect(await secretColumns(app, id)).toEqual(after);
   });
 });
 
 describe('changes', () => {
-  it('disabled, then enabled again; URL, types and description changed; every other field kept', async () => {
-    const { endpoint } = await createEndpoint({ url: URL_A, description: 'first' });
+  it('disabled, then enabled again; URL, types and description changed; every other field kept', async ({ app }) => {
+    const { endpoint } = await createEndpoint(app, { url: URL_A, description: 'first' });
     const path = `${PATH}/${endpoint.endpointId}`;
-    const off = await call('PATCH', path, { enabled: false });
+    const off = await call(app, 'PATCH', path, { enabled: false });
     expect(off.status).toBe(200);
     expect(off.body).toMatchObject({ enabled: false, disabledReason: expect.any(String), url: URL_A });
-    expect((await call('GET', PATH)).body.items).toContainEqual(
+    expect((await call(app, 'GET', PATH)).body.items).toContainEqual(
       expect.objectContaining({ endpointId: endpoint.endpointId, enabled: false }),
     );
-    const on = await call('PATCH', path, { enabled: true });
+    const on = await call(app, 'PATCH', path, { enabled: true });
     expect(on.body).toMatchObject({ enabled: true, disabledReason: null });
 
-    const changed = await call('PATCH', path, { url: URL_B, eventTypes: ['order.refunded'], description: '' });
+    const changed = await call(app, 'PATCH', path, { url: URL_B, eventTypes: ['order.refunded'], description: '' });
     expect(changed.body).toEqual({
       ...on.body,
       url: URL_B,
@@ -404,39 +403,47 @@ describe('changes', () => {
       updatedAt: expect.any(String),
     });
     // The shopper's own id in its events: asked for, then no more.
-    expect((await call('PATCH', path, { includeShopperId: true })).body).toMatchObject({ includeShopperId: true });
-    expect((await call('PATCH', path, { includeShopperId: false })).body).toMatchObject({ includeShopperId: false });
-    const every = await call('PATCH', path, { eventTypes: [...ORDER_EVENT_TYPES] });
+    expect((await call(app, 'PATCH', path, { includeShopperId: true })).body).toMatchObject({ includeShopperId: true });
+    expect((await call(app, 'PATCH', path, { includeShopperId: false })).body).toMatchObject({
+      includeShopperId: false,
+    });
+    const every = await call(app, 'PATCH', path, { eventTypes: [...ORDER_EVENT_TYPES] });
     expect(every.body.eventTypes).toEqual([...ORDER_EVENT_TYPES]);
-    expect((await call('PATCH', path, { eventTypes: [] })).body.eventTypes).toEqual([]);
+    expect((await call(app, 'PATCH', path, { eventTypes: [] })).body.eventTypes).toEqual([]);
     // {} changes nothing.
-    const { deliveries: _figures, ...current } = (await call('GET', path)).body as Record<string, unknown>;
-    expect(await call('PATCH', path, {})).toEqual({ status: 200, body: current });
+    const { deliveries: _figures, ...current } = (await call(app, 'GET', path)).body as Record<string, unknown>;
+    expect(await call(app, 'PATCH', path, {})).toEqual({ status: 200, body: current });
     expect(current).toMatchObject({ url: URL_B, enabled: true });
   });
 });
 
 describe('deliveries, attempts and resends', () => {
-  it('resends events of the feed (404 for one it has not), pages the deliveries newest first, reads attempts', async () => {
-    const { endpoint } = await createEndpoint({ url: URL_A, eventTypes: ['order.cancelled'] });
+  it('resends events of the feed (404 for one it has not), pages the deliveries newest first, reads attempts', async ({
+    app,
+  }) => {
+    const { endpoint } = await createEndpoint(app, { url: URL_A, eventTypes: ['order.cancelled'] });
     const id = endpoint.endpointId;
-    expectError(await call('POST', `${PATH}/${id}/deliveries/no-such-event.order.paid/resend`), 404, 'NOT_FOUND');
-    expectError(await call('GET', `${PATH}/${id}/deliveries/no-such-event.order.paid/attempts`), 404, 'NOT_FOUND');
+    expectError(await call(app, 'POST', `${PATH}/${id}/deliveries/no-such-event.order.paid/resend`), 404, 'NOT_FOUND');
+    expectError(await call(app, 'GET', `${PATH}/${id}/deliveries/no-such-event.order.paid/attempts`), 404, 'NOT_FOUND');
 
     // Of a type the endpoint does not take: resent all the same (it was asked for).
-    const events = [await paidOrderEvent(), await paidOrderEvent(), await paidOrderEvent()];
+    const events = [await paidOrderEvent(app), await paidOrderEvent(app), await paidOrderEvent(app)];
     for (const eventId of events)
-      expect(await call('POST', `${PATH}/${id}/deliveries/${eventId}/resend`)).toEqual({
+      expect(await call(app, 'POST', `${PATH}/${id}/deliveries/${eventId}/resend`)).toEqual({
         status: 202,
         body: { endpointId: id, eventId, status: 'PENDING' },
       });
     // Resent again: still one delivery of it.
-    expect((await call('POST', `${PATH}/${id}/deliveries/${events[0]}/resend`)).status).toBe(202);
+    expect((await call(app, 'POST', `${PATH}/${id}/deliveries/${events[0]}/resend`)).status).toBe(202);
 
     const seen: Array<{ eventId: string; type: string; status: string }> = [];
     let cursor: string | null = null;
     do {
-      const page: Reply = await call('GET', `${PATH}/${id}/deliveries?limit=1${cursor ? `&cursor=${cursor}` : ''}`);
+      const page: Reply = await call(
+        app,
+        'GET',
+        `${PATH}/${id}/deliveries?limit=1${cursor ? `&cursor=${cursor}` : ''}`,
+      );
       expect(page.status).toBe(200);
       expect(page.body.items.length).toBeLessThanOrEqual(1);
       seen.push(...(page.body.items as typeof seen));
@@ -448,19 +455,20 @@ describe('deliveries, attempts and resends', () => {
     expect(new Set(seen.map((delivery) => delivery.eventId)).size).toBe(seen.length);
     // Nothing resolves `.invalid`: no delivery can have been delivered.
     for (const delivery of ours) expect(delivery).toMatchObject({ type: 'order.paid', status: 'PENDING' });
-    const pending = (await call('GET', `${PATH}/${id}/deliveries?status=PENDING&limit=200`)).body.items as typeof seen;
+    const pending = (await call(app, 'GET', `${PATH}/${id}/deliveries?status=PENDING&limit=200`)).body
+      .items as typeof seen;
     expect(pending.filter((delivery) => events.includes(delivery.eventId))).toHaveLength(3);
-    expect((await call('GET', `${PATH}/${id}/deliveries?status=DELIVERED`)).body).toEqual({
+    expect((await call(app, 'GET', `${PATH}/${id}/deliveries?status=DELIVERED`)).body).toEqual({
       items: [],
       nextCursor: null,
     });
 
-    const attempts = await call('GET', `${PATH}/${id}/deliveries/${events[0]}/attempts`);
+    const attempts = await call(app, 'GET', `${PATH}/${id}/deliveries/${events[0]}/attempts`);
     expect(attempts.status).toBe(200);
     expect(Array.isArray(attempts.body.items)).toBe(true);
     for (const attempt of attempts.body.items) expect(attempt.outcome).not.toBe('delivered');
 
-    const read = (await call('GET', `${PATH}/${id}`)).body;
+    const read = (await call(app, 'GET', `${PATH}/${id}`)).body;
     expect(read.deliveries).toMatchObject({ delivered: 0, gaveUp: 0 });
     expect(read.deliveries.pending).toBeGreaterThanOrEqual(3);
     expect(read.deliveries.oldestPendingQueuedAt).toEqual(expect.any(String));
@@ -468,7 +476,11 @@ describe('deliveries, attempts and resends', () => {
 });
 
 describe('waking the delivery', () => {
-  it('a wake Temporal does not answer is logged, and the endpoint is made all the same (the reconciler starts it)', async () => {
+  it('a wake Temporal does not answer is logged, and the endpoint is made all the same (the reconciler starts it)', async ({
+    app,
+    box,
+  }) => {
+    const { stores, config } = app;
     const warnings: unknown[] = [];
     const endpoints = new WebhookEndpoints({
       webhooks: stores.webhooks,
@@ -490,6 +502,6 @@ describe('waking the delivery', () => {
     expect((await endpoints.update(id, { enabled: true })).enabled).toBe(true);
     expect((await endpoints.rotateSecret(id, 60)).secret).not.toBe(created.secret);
     expect(warnings).toHaveLength(3);
-    expect((await call('GET', `${PATH}/${id}`)).body).toMatchObject({ endpointId: id, enabled: true });
+    expect((await call(app, 'GET', `${PATH}/${id}`)).body).toMatchObject({ endpointId: id, enabled: true });
   });
 });

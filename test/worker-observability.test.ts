@@ -11,16 +11,13 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { RedisClient } from '../src/infra/redis.js';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
-import type { AppConfig } from '../src/config/index.js';
-import { type Stores } from '../src/db/stores.js';
 import { freePort } from '../stack/process.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
-import { openStoreClients, type StoreClients } from './helpers/stack-clients.js';
+import { storeClientsTest } from './helpers/stack-test.js';
 import { putOnSale } from './helpers/fixtures.js';
 import { parseExposition, total } from './helpers/prometheus.js';
 import type { WorkerCacheFigures } from '../src/redis/worker-figures.js';
@@ -28,7 +25,10 @@ import { parseCacheCounters, STICKY_CACHE_METRICS } from '../src/workers/cache-f
 import { httpAt } from './helpers/http.js';
 
 const root = resolve(import.meta.dirname, '..');
-let config: AppConfig;
+const taskQueue = `obs-worker-${randomUUID()}`;
+const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'silent' });
+const auth = new ShopperAuth(config);
+const it = storeClientsTest(config);
 let worker: ChildProcess;
 let exited: Promise<number | null>;
 let stdout = '';
@@ -37,10 +37,6 @@ let metricsUrl: string;
 let healthUrl: string;
 const healthBeforeReady: { status: number; state: string }[] = [];
 let api: RunningApi;
-let clients: StoreClients | undefined;
-let stores: Stores;
-let redis: RedisClient;
-let auth: ShopperAuth;
 
 async function probe(path: string): Promise<{ status: number; state?: string } | 'REFUSED'> {
   try {
@@ -52,12 +48,11 @@ async function probe(path: string): Promise<{ status: number; state?: string } |
   }
 }
 
+// The worker process and the API: a hook rather than a fixture, as every test reads that one process and its output.
 beforeAll(async () => {
-  const taskQueue = `obs-worker-${randomUUID()}`;
   const [metricsPort, healthPort] = [await freePort(), await freePort()];
   metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
   healthUrl = `http://127.0.0.1:${healthPort}`;
-  config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'silent' });
   // One node process with tsx as its loader, as `npm run worker` (node dist/workers/main.js) is one
   // process: the SIGTERM below reaches the worker itself. The tsx CLI would run it in a child and
   // relay the signal, SIGKILLing that child when it has not reported the signal within 30 ms (a
@@ -95,16 +90,12 @@ beforeAll(async () => {
   ).catch((err: unknown) => {
     throw new Error(`${String(err)}\nworker stdout:\n${stdout}\nstderr:\n${stderr}`);
   });
-  clients = openStoreClients(config);
-  ({ stores, redis } = clients);
-  auth = new ShopperAuth(config);
   api = await startApi(config, 0);
 }, 120_000);
 
 afterAll(async () => {
   await api?.close();
   if (worker?.pid && worker.exitCode === null) process.kill(-worker.pid, 'SIGKILL');
-  await clients?.close();
 });
 
 /**
@@ -154,7 +145,10 @@ describe('worker process', () => {
     expect((await httpAt('GET', `${healthUrl}/nope`)).status).toBe(404);
   });
 
-  it("serves temporal_ metrics and the app's activity outcomes on one Prometheus port once an order ran", async () => {
+  it("serves temporal_ metrics and the app's activity outcomes on one Prometheus port once an order ran", async ({
+    clients,
+  }) => {
+    const { stores, redis } = clients;
     const { sku } = await putOnSale(stores, redis, { stock: 3, perUserLimit: 1 });
     const token = await auth.issue(`w-${randomUUID().slice(0, 8)}`);
     const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
@@ -207,7 +201,10 @@ describe('worker process', () => {
     expect(total(samples, 'flash_activity_retries')).toBe(0);
   });
 
-  it("publishes its workflow cache for the dashboard, the runtime's hits, misses and forced evictions, which the API relays", async () => {
+  it("publishes its workflow cache for the dashboard, the runtime's hits, misses and forced evictions, which the API relays", async ({
+    clients,
+  }) => {
+    const { stores, redis } = clients;
     // Four orders open at once in a cache of two: later ones evict earlier ones (forced evictions), and the cancels
     // then reach evicted workflows, which are replayed (misses); each other task finds its workflow cached (hits).
     // It publishes every 5 s what its counters did since the last time; the API relays the latest. Collected from the

@@ -16,6 +16,8 @@ import { startTestWorker, type TestWorker, type WrapActivities } from './worker.
 import type { PaymentSignals } from '../../src/payments/receiver.js';
 
 export interface PerQueueTestbed extends StackClients {
+  /** The variables it was opened with (over testConfig's): another process on the same stack starts from them. */
+  env: Record<string, string>;
   /**
    * A production worker on `taskQueue`, running until close(), with the starter of pending orders
    * beside it unless `starter: false` (a test that shows what happens before anything starts them).
@@ -49,6 +51,7 @@ export async function openPerQueueTestbed(env: Record<string, string>): Promise<
   const onQueue = (taskQueue: string): AppConfig => ({ ...config, temporal: { ...config.temporal, taskQueue } });
   return {
     ...clients,
+    env,
     async startWorker(taskQueue, { wrapActivities, starter, refunds } = {}) {
       workers.push(
         await startTestWorker({
