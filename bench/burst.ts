@@ -41,7 +41,7 @@ import { createMysqlPool } from '../src/db/pool.js';
 import { openStores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
+import { RedisInventory } from '../src/redis/inventory.js';
 import { startClusterApp, type RunningClusterApp } from '../stack/cluster-app.js';
 import { startStack, type RunningStack } from '../stack/index.js';
 import { runThenCleanUp } from '../stack/launcher.js';

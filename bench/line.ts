@@ -29,7 +29,7 @@ import { createMysqlPool } from '../src/db/pool.js';
 import { openStores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { checkSaleInvariants, type InvariantReport } from '../src/invariants/check.js';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
+import { RedisInventory } from '../src/redis/inventory.js';
 import { saleKeys } from '../src/redis/layout.js';
 import { SalesService, type NewSale } from '../src/sales/sales-service.js';
 import { startStack, type RunningStack } from '../stack/index.js';

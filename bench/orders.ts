@@ -16,7 +16,7 @@ import { openStores, type Stores } from '../src/db/stores.js';
 import { createRedis, type RedisClient } from '../src/infra/redis.js';
 import { createTemporalClient } from '../src/infra/temporal-connection.js';
 import { checkSaleInvariants, type InvariantReport } from '../src/invariants/check.js';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
+import { RedisInventory } from '../src/redis/inventory.js';
 import { OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { reconcileScheduleId } from '../src/model/reconcile-workflow.js';

@@ -24,7 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { signWebhook } from '../toolkit/sign-webhook.js';
 import { parseCacheCounters, STICKY_CACHE_METRICS, type CacheCounters } from '../src/workers/cache-figures.js';
 import type { Stores } from '../src/db/stores.js';
-import type { RedisInventory } from '../src/redis/redis-inventory.js';
+import type { RedisInventory } from '../src/redis/inventory.js';
 import { HttpClient, type Answer } from '../toolkit/http-client.js';
 import { confirmRequest, paymentIntentOf } from '../toolkit/shopper-requests.js';
 import type { TappedDelivery } from '../stack/webhook-tap.js';

@@ -11,7 +11,7 @@
  */
 import type { Client } from '@temporalio/client';
 import type { Stores } from '../src/db/stores.js';
-import type { RedisInventory } from '../src/redis/redis-inventory.js';
+import type { RedisInventory } from '../src/redis/inventory.js';
 import type { SalesService } from '../src/sales/sales-service.js';
 import { REDIS_ROLES, startClusterStack } from '../stack/cluster.js';
 import { TEMPORAL_SERVICES } from '../stack/cluster/temporal.js';

@@ -8,7 +8,7 @@ import type { RedisClient } from '../src/infra/redis.js';
 import type { OrderRow, PaymentRow } from '../src/db/rows.js';
 import type { Stores } from '../src/db/stores.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
-import { parseReservation, type RedisInventory } from '../src/redis/redis-inventory.js';
+import { parseReservation, type RedisInventory } from '../src/redis/inventory.js';
 import { saleKeys } from '../src/redis/layout.js';
 import type { OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { orderNoTime, orderWorkflowId } from '../src/model/order-workflow.js';

@@ -30,7 +30,7 @@ import { migrate } from '../src/db/migrate.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { openStores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
+import { RedisInventory } from '../src/redis/inventory.js';
 import { saleKeys } from '../src/redis/layout.js';
 import { startStack, type RunningStack, type StackServer } from '../stack/index.js';
 import { spawnAppProcess, startAppProcess } from '../stack/app-processes.js';

@@ -1,4 +1,4 @@
--- Puts a waiting line in front of a sale, once (with the sale: redis-sales.ts calls it right after define_sale.lua).
+-- Puts a waiting line in front of a sale, once (with the sale: src/redis/sales.ts calls it right after define_sale.lua).
 -- KEYS[1] sale:{SKU}        HASH the sale (gets `line` = 1, so a checkout knows the sale wants an admission)
 -- KEYS[2] sale:{SKU}:line   HASH the line's settings and counters (see line_tick.lua)
 -- ARGV admissionsPerSecond, admissionTtlMs, preQueueOpensMs (0 = at once), startsMs (the sale's start, 0 = none:

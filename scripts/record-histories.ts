@@ -30,7 +30,7 @@ import { createRedis } from '../src/infra/redis.js';
 import { payloadCodecOf, temporalDataConverter } from '../src/infra/data-converter.js';
 import { decodeHistoryPayloads, eachPayload } from '../toolkit/history-payloads.js';
 import { ENCRYPTED_ENCODING } from '../src/infra/payload-codec.js';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
+import { RedisInventory } from '../src/redis/inventory.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { startStack } from '../stack/index.js';
 import { loadToolPaths } from '../stack/services.js';

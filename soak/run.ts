@@ -36,7 +36,7 @@ import { createMysqlPool } from '../src/db/pool.js';
 import { openStores } from '../src/db/stores.js';
 import { createRedis } from '../src/infra/redis.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
+import { RedisInventory } from '../src/redis/inventory.js';
 import { SalesService } from '../src/sales/sales-service.js';
 import { buildWorkflowBundle } from '../src/workers/bundle.js';
 import { setMysqlPassword, startStack, type RunningStack } from '../stack/index.js';

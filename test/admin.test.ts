@@ -10,7 +10,7 @@ import { DEV_DEFAULT_ADMIN_TOKEN } from '../src/api/routes/dev.js';
 import { startApi } from '../src/api/server.js';
 import { signWebhook } from '../toolkit/sign-webhook.js';
 import { loadConfig } from '../src/config/index.js';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
+import { RedisInventory } from '../src/redis/inventory.js';
 import { saleKeys } from '../src/redis/layout.js';
 import { visibilityString } from '../src/order/workflow-client.js';
 import { waitFor } from '../stack/wait-for.js';

@@ -16,7 +16,7 @@ import { expectInvariants, saleReport, saleThroughApi, uniqueSku, type SaleReque
 import { API_TEST_ENV, TEST_ADMIN_TOKEN as ADMIN, type TestApp } from './helpers/app.js';
 import { awaitClosed } from './helpers/orders.js';
 import { httpAt, httpRequest, replyOf, retryingUnavailable, type HttpOptions, type Reply } from './helpers/http.js';
-import { RedisSales } from '../src/redis/redis-sales.js';
+import { RedisSales } from '../src/redis/sales.js';
 import { appTest } from './helpers/stack-test.js';
 
 const it = appTest('api', {

@@ -14,7 +14,7 @@ import { startApi, type RunningApi } from '../src/api/server.js';
 import { eachPayload } from '../toolkit/history-payloads.js';
 import { WorkerDeployments } from '../src/infra/worker-deployments.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
+import { RedisInventory } from '../src/redis/inventory.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
 import { SMOKE_SALE } from '../src/order/smoke-order.js';
 import { SalesService } from '../src/sales/sales-service.js';

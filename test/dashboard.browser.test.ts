@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { launchChromium } from './helpers/browser.js';
 import { beforeAll, describe, expect } from 'vitest';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
+import { RedisInventory } from '../src/redis/inventory.js';
 import { waitFor } from '../stack/wait-for.js';
 import { expectInvariants, putOnSale, saleReport, uniqueSku } from './helpers/fixtures.js';
 import { httpRequest } from './helpers/http.js';

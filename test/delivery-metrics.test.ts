@@ -14,7 +14,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { describe, expect } from 'vitest';
 import { createReconcileActivities } from '../src/activities/reconcile.js';
 import { WebhookStore, type AttemptRecord, type OrderEventFigures } from '../src/db/webhooks.js';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
+import { RedisInventory } from '../src/redis/inventory.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { DELIVERY_METRICS, deliveryMetrics } from '../src/workers/worker.js';
 import { freePort } from '../stack/process.js';

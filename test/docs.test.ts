@@ -425,7 +425,7 @@ describe('README.md', () => {
 // the stores were split per aggregate and the checkout into its parts (issue 48): more files, each read whole, and
 // fewer lines; a provider's payment activities beside the order's (activities/payments.ts) joined the path too. 26
 // since db/orders.ts (618 lines) gave the order's events to db/events.ts and money taken back to db/refunds.ts; 27
-// since redis-inventory.ts (554) gave the key layout and the scripts' loading to redis/layout.ts.
+// since redis-inventory.ts (554; now redis/inventory.ts) gave the key layout and the scripts' loading to layout.ts.
 const ORDER_PATH_MAX = { files: 27, folders: 8 };
 
 /**

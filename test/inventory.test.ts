@@ -7,10 +7,10 @@ import type { RedisClient } from '../src/infra/redis.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedis } from '../src/infra/redis.js';
 import { checkRedisCounters } from '../src/invariants/check.js';
-import { RedisInventory, type SaleDefinition, type SaleStock } from '../src/redis/redis-inventory.js';
+import { RedisInventory, type SaleDefinition, type SaleStock } from '../src/redis/inventory.js';
 import { saleKeys } from '../src/redis/layout.js';
 import { testConfig } from './helpers/env.js';
-import { RedisSales } from '../src/redis/redis-sales.js';
+import { RedisSales } from '../src/redis/sales.js';
 import { PromiseQueue } from '../src/redis/promise-queue.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 

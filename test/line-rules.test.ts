@@ -17,7 +17,7 @@ import {
   subnetOf,
 } from '../src/line/line-rules.js';
 import { placeView, type CachedPlace } from '../src/line/line-service.js';
-import type { LineSnapshot } from '../src/redis/redis-line.js';
+import type { LineSnapshot } from '../src/redis/line.js';
 
 /** Spearman's rank correlation of two orderings of the same items. */
 function spearman(a: number[], b: number[]): number {

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CHAOS_CHECKS, checkAfterFault, waitForQuiescence, waitForRepair } from '../chaos/checks.js';
 import { ShopperAuth } from '../src/api/auth.js';
 import type { AppConfig } from '../src/config/index.js';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
+import { RedisInventory } from '../src/redis/inventory.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
 import { StartPacing } from '../src/order/start-pacing.js';
 import { OrderWorkflowClient } from '../src/order/workflow-client.js';

@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect } from 'vitest';
 import { ApiMetrics } from '../src/api/metrics.js';
 import { startApi } from '../src/api/server.js';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
+import { RedisInventory } from '../src/redis/inventory.js';
 import { saleKeys } from '../src/redis/layout.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { OrderStatusReader } from '../src/order/status-reads.js';

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect } from 'vitest';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
+import { RedisInventory } from '../src/redis/inventory.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { storedPayment } from '../src/payments/receiver.js';
 import { waitFor } from '../stack/wait-for.js';

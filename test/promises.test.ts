@@ -13,7 +13,7 @@ import { describe, expect } from 'vitest';
 import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import { Deadline, DependencyUnavailableError } from '../src/infra/dependency-guard.js';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
+import { RedisInventory } from '../src/redis/inventory.js';
 import { guardsWithoutBreakers, OrderWorkflowClient } from '../src/order/workflow-client.js';
 import { OrderLookup, type FoundOrder } from '../src/order/lookup.js';
 import { newOrderNo } from '../src/order/order-numbers.js';

@@ -17,7 +17,7 @@ import type { Stores } from '../src/db/stores.js';
 import { createLogger } from '../src/infra/logger.js';
 import type { RedisClient } from '../src/infra/redis.js';
 import { Refusal } from '../src/infra/refusal.js';
-import { parsePromised } from '../src/redis/redis-inventory.js';
+import { parsePromised } from '../src/redis/inventory.js';
 import { defineProvider, providerApis, type ProviderRegistry } from '../src/payments/providers/definition.js';
 import { PAYMENT_PROVIDERS, paymentProviders } from '../src/payments/providers/registry.js';
 import { SERVICE_CONFIG_DEFAULTS, SERVICE_CONFIG_VARIABLES, settingsOf } from '../toolkit/provider-config.js';

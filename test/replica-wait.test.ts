@@ -16,7 +16,7 @@ import { ShopperAuth } from '../src/api/auth.js';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import { createMysqlPool } from '../src/db/pool.js';
 import { openStores } from '../src/db/stores.js';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
+import { RedisInventory } from '../src/redis/inventory.js';
 import { signalGroup, freePort } from '../stack/process.js';
 import { loadToolPaths, startRedis, type RunningService } from '../stack/services.js';
 import { waitFor } from '../stack/wait-for.js';

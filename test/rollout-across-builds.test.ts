@@ -53,7 +53,7 @@ import { startApi, type RunningApi } from '../src/api/server.js';
 import type { AppConfig } from '../src/config/index.js';
 import { WorkerDeployments } from '../src/infra/worker-deployments.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
+import { RedisInventory } from '../src/redis/inventory.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
 import { SMOKE_SALE } from '../src/order/smoke-order.js';
 import { waitFor } from '../stack/wait-for.js';

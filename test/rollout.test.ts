@@ -15,7 +15,7 @@ import { expect, inject } from 'vitest';
 import { startApi, type RunningApi } from '../src/api/server.js';
 import { WorkerDeployments } from '../src/infra/worker-deployments.js';
 import { checkSaleInvariants } from '../src/invariants/check.js';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
+import { RedisInventory } from '../src/redis/inventory.js';
 import { orderWorkflowId } from '../src/model/order-workflow.js';
 import { endpointDeliveryWorkflowId } from '../src/model/delivery-workflow.js';
 import { reconcileScheduleId } from '../src/model/reconcile-workflow.js';

@@ -8,11 +8,11 @@ import { SoldOutCache } from '../src/order/sold-out-cache.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createRedis } from '../src/infra/redis.js';
 import { subscribeChannels } from '../src/infra/redis-subscription.js';
-import { RedisInventory, STOCK_RETURNED_CHANNEL } from '../src/redis/redis-inventory.js';
+import { RedisInventory, STOCK_RETURNED_CHANNEL } from '../src/redis/inventory.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { uniqueSku } from './helpers/fixtures.js';
-import { RedisSales } from '../src/redis/redis-sales.js';
+import { RedisSales } from '../src/redis/sales.js';
 
 const config = testConfig();
 const redis = createRedis(config);

@@ -17,7 +17,7 @@ import { ApiMetrics } from '../src/api/metrics.js';
 import { SoldOutCache } from '../src/order/sold-out-cache.js';
 import { createLogger } from '../src/infra/logger.js';
 import { subscribeChannels, type RedisSubscription } from '../src/infra/redis-subscription.js';
-import { STOCK_RETURNED_CHANNEL } from '../src/redis/redis-inventory.js';
+import { STOCK_RETURNED_CHANNEL } from '../src/redis/inventory.js';
 import { waitFor } from '../stack/wait-for.js';
 import { testConfig } from './helpers/env.js';
 import { storeClientsTest } from './helpers/stack-test.js';

@@ -22,7 +22,7 @@ import { SoldOutCache } from '../src/order/sold-out-cache.js';
 import type { AppConfig } from '../src/config/index.js';
 import { createLogger } from '../src/infra/logger.js';
 import { subscribeChannels, type RedisSubscription } from '../src/infra/redis-subscription.js';
-import { RedisInventory, STOCK_RETURNED_CHANNEL } from '../src/redis/redis-inventory.js';
+import { RedisInventory, STOCK_RETURNED_CHANNEL } from '../src/redis/inventory.js';
 import { testConfig } from './helpers/env.js';
 import { storeClientsTest } from './helpers/stack-test.js';
 import { putOnSale } from './helpers/fixtures.js';

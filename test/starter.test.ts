@@ -12,7 +12,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { describe, expect } from 'vitest';
 import { type Stores } from '../src/db/stores.js';
 import { createLogger } from '../src/infra/logger.js';
-import { RedisInventory } from '../src/redis/redis-inventory.js';
+import { RedisInventory } from '../src/redis/inventory.js';
 import { saleKeys } from '../src/redis/layout.js';
 import { newOrderNo } from '../src/order/order-numbers.js';
 import { orderWorkflowId, type OrderInput } from '../src/model/order-workflow.js';

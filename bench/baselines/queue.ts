@@ -22,7 +22,7 @@ import { checkoutSchema, idempotencyKeySchema } from '../../src/api/schemas.js';
 import type { AppConfig } from '../../src/config/index.js';
 import type { Logger } from '../../src/infra/logger.js';
 import { inTransaction } from '../../src/db/rows.js';
-import { RedisInventory } from '../../src/redis/redis-inventory.js';
+import { RedisInventory } from '../../src/redis/inventory.js';
 
 /**
  * The seed's design is a single list (`order_queue`) for all SKUs: one consumer drains everything.

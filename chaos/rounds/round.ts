@@ -8,7 +8,7 @@ import type { ShopperAuth } from '../../src/api/auth.js';
 import type { AppConfig } from '../../src/config/index.js';
 import type { Stores } from '../../src/db/stores.js';
 import type { RedisClient } from '../../src/infra/redis.js';
-import type { RedisInventory } from '../../src/redis/redis-inventory.js';
+import type { RedisInventory } from '../../src/redis/inventory.js';
 import type { OrderWorkflowClient } from '../../src/order/workflow-client.js';
 import type { SalesService } from '../../src/sales/sales-service.js';
 import type { StripeDouble } from '../../stack/stripe-double.js';

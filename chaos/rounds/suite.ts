@@ -12,7 +12,7 @@ import { createMysqlPool } from '../../src/db/pool.js';
 import { openStores } from '../../src/db/stores.js';
 import { temporalDataConverter } from '../../src/infra/data-converter.js';
 import { createRedis } from '../../src/infra/redis.js';
-import { RedisInventory } from '../../src/redis/redis-inventory.js';
+import { RedisInventory } from '../../src/redis/inventory.js';
 import { StartPacing } from '../../src/order/start-pacing.js';
 import { OrderWorkflowClient } from '../../src/order/workflow-client.js';
 import { SalesService } from '../../src/sales/sales-service.js';

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { asyncLocalStorage, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { OrderStore } from '../db/orders.js';
-import type { RedisInventory } from '../redis/redis-inventory.js';
+import type { RedisInventory } from '../redis/inventory.js';
 import {
   durationToMs,
   type CloseRequest,

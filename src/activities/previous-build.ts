@@ -1,7 +1,7 @@
 // The closing steps of the build before the one close (7b2150e), each the one close in its shapes: its pinned orders
 // finish there on these activities (stack/older-builds.ts). Remove with the next build, once none of its is open.
 import type { OrderStore } from '../db/orders.js';
-import type { RedisInventory } from '../redis/redis-inventory.js';
+import type { RedisInventory } from '../redis/inventory.js';
 import type { CancelReason, PaymentReceived, PersistOrderInput } from '../model/order-workflow.js';
 import { newOrderOf } from '../order/close.js';
 import { received } from './order.js';

@@ -3,7 +3,7 @@ import { log } from '@temporalio/activity';
 import type { OrderRow } from '../db/rows.js';
 import type { Stores } from '../db/stores.js';
 import { Deadline } from '../infra/dependency-guard.js';
-import type { RedisInventory } from '../redis/redis-inventory.js';
+import type { RedisInventory } from '../redis/inventory.js';
 import { newOrderOf, OrderCloser, type OrderChanges, type RefundStarts } from '../order/close.js';
 import type { OrderWorkflowClient } from '../order/workflow-client.js';
 import { isFinal, isSold, soldUnits } from '../model/order-workflow.js';

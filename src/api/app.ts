@@ -21,9 +21,9 @@ import { isMysqlFailure } from '../db/rows.js';
 import { isRedisFailure, type RedisClient } from '../infra/redis.js';
 import { WorkerDeployments } from '../infra/worker-deployments.js';
 import type { Logger } from '../infra/logger.js';
-import { RedisInventory } from '../redis/redis-inventory.js';
+import { RedisInventory } from '../redis/inventory.js';
 import { PROMISE_MAX_AGE_MS } from '../model/reconcile-workflow.js';
-import { RedisSales } from '../redis/redis-sales.js';
+import { RedisSales } from '../redis/sales.js';
 import { WorkerFiguresBoard } from '../redis/worker-figures.js';
 import { ReplicaAcks } from '../redis/replica-acks.js';
 import { CancelOrder } from '../order/cancel.js';
@@ -65,7 +65,7 @@ import { devRoutes } from './routes/dev.js';
 import { operationsRoutes, Readiness } from './routes/operations.js';
 import { salesRoutes } from './routes/sales.js';
 import { LineService } from '../line/line-service.js';
-import { RedisLine } from '../redis/redis-line.js';
+import { RedisLine } from '../redis/line.js';
 import { payloadCodecOf } from '../infra/data-converter.js';
 
 /** The clients the API is built over; startApi opens them from configuration. */

@@ -8,10 +8,10 @@ import {
   type DependencyName,
   type DependencyObserver,
 } from '../infra/dependency-guard.js';
-import type { ReserveResult } from '../redis/redis-inventory.js';
+import type { ReserveResult } from '../redis/inventory.js';
 import { STATUS_READ_SOURCES, type StatusReadObserver, type StatusReadSource } from '../order/status-reads.js';
 import type { ErrorCode } from '../infra/error-codes.js';
-import type { LineSnapshot } from '../redis/redis-line.js';
+import type { LineSnapshot } from '../redis/line.js';
 import type { LineObserver, PlaceState } from '../line/line-service.js';
 import type { StripeWebhookOutcome } from '../model/order-workflow.js';
 import type { PaymentSignalObserver, PaymentSignalOutcome } from '../order/workflow-client.js';

@@ -12,7 +12,7 @@ import { createTemporalClient } from '../infra/temporal-connection.js';
 import { activeTracing } from '../infra/tracing.js';
 import { ORDER_CHANGED_CHANNEL } from '../order/status-reads.js';
 import { subscribeChannels } from '../infra/redis-subscription.js';
-import { STOCK_RETURNED_CHANNEL } from '../redis/redis-inventory.js';
+import { STOCK_RETURNED_CHANNEL } from '../redis/inventory.js';
 import { composeApi, createApp, type ApiSubstitutes } from './app.js';
 
 /** The longest shutdown waits for Temporal calls still under way (each ends by its gRPC deadline first). */

@@ -1,6 +1,6 @@
 /** The invariants of docs/fault-tolerance.md per SKU, with their figures: one checker for tests, bench, fault suite. */
 import type { ReportStore } from '../db/reports.js';
-import type { RedisInventory, SaleStock } from '../redis/redis-inventory.js';
+import type { RedisInventory, SaleStock } from '../redis/inventory.js';
 import { soldUnits } from '../model/order-rules.js';
 import type { RedisCounters } from '../model/reconcile-workflow.js';
 

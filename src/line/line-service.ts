@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../infra/logger.js';
 import { Refusal } from '../infra/refusal.js';
-import type { LineSnapshot, PlaceRecord, RedisLine } from '../redis/redis-line.js';
+import type { LineSnapshot, PlaceRecord, RedisLine } from '../redis/line.js';
 import { AdmissionTokens, type Admission, type AdmissionCheck } from './admission-token.js';
 import type { LineView, PlaceState, PlaceView } from './line-views.js';
 

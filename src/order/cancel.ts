@@ -1,7 +1,7 @@
 /** The shopper's cancel: the row decides, via the `cancel` Update or here (workflow gone); MAX_CANCELS_PER_SHOPPER. */
 import { Deadline } from '../infra/dependency-guard.js';
 import type { OrderStore } from '../db/orders.js';
-import type { RedisInventory } from '../redis/redis-inventory.js';
+import type { RedisInventory } from '../redis/inventory.js';
 import { isCancellable, type OrderStatus } from '../model/order-workflow.js';
 import { Refusal } from '../infra/refusal.js';
 import { newOrderOf, type OrderCloser } from './close.js';

@@ -6,7 +6,7 @@ import { ANSWER_MARGIN_MS, type AppConfig } from '../config/index.js';
 import { Deadline, DependencyUnavailableError, type DependencyGuard } from '../infra/dependency-guard.js';
 import type { Logger } from '../infra/logger.js';
 import { traceCarrier } from '../infra/tracing.js';
-import type { RedisInventory, ReserveResult } from '../redis/redis-inventory.js';
+import type { RedisInventory, ReserveResult } from '../redis/inventory.js';
 import type { AwaitedStart, OrderWorkflowClient } from './workflow-client.js';
 import { viewOfState, type FoundOrder, type OrderLookup, type OrderView } from './lookup.js';
 import { Refusal } from '../infra/refusal.js';

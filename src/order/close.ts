@@ -1,7 +1,7 @@
 /** The one close (docs/fault-tolerance.md): the row decides, Redis follows, readers told; every order ends here. */
 import type { ClosedOrder, NewOrder, OrderStore, OwedRefund } from '../db/orders.js';
 import type { OrderRow } from '../db/rows.js';
-import type { RedisInventory, ReleaseMode } from '../redis/redis-inventory.js';
+import type { RedisInventory, ReleaseMode } from '../redis/inventory.js';
 import { RESERVATION_OF_STATUS, type CloseRequest, type PersistOrderInput } from '../model/order-workflow.js';
 
 /** Starts the RefundWorkflow of each payment owed back through a provider with an API; never throws. */

@@ -10,7 +10,7 @@ import {
   DependencyUnavailableError,
   type DependencyGuard,
 } from '../infra/dependency-guard.js';
-import { activeSince, type ActiveSale, type RedisInventory } from '../redis/redis-inventory.js';
+import { activeSince, type ActiveSale, type RedisInventory } from '../redis/inventory.js';
 import {
   pendingOrderState,
   type OrderInput,

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import type { SaleWindow } from '../redis/redis-inventory.js';
+import type { SaleWindow } from '../redis/inventory.js';
 
 /** Sales' windows, read ≤ 1/s per SKU (made-up ones too); near a bound "try": reserve.lua decides. */
 export class SaleWindows {

@@ -1,7 +1,7 @@
 /** The rollout's smoke order on a version: reserved (no pending start: no starter races it), persisted, cancelled. */
 import { type Client, WorkflowIdReusePolicy } from '@temporalio/client';
 import { versionString, type WorkerVersion } from '../infra/worker-deployments.js';
-import type { RedisInventory } from '../redis/redis-inventory.js';
+import type { RedisInventory } from '../redis/inventory.js';
 import { Refusal } from '../infra/refusal.js';
 import {
   awaitPersistedUpdate,

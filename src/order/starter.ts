@@ -5,7 +5,7 @@ import type { Logger } from '../infra/logger.js';
 import type { ChannelListener } from '../infra/redis-subscription.js';
 import { inTrace } from '../infra/tracing.js';
 import type { PromiseQueue } from '../redis/promise-queue.js';
-import type { Promised, RedisInventory } from '../redis/redis-inventory.js';
+import type { Promised, RedisInventory } from '../redis/inventory.js';
 import type { OrderWorkflowClient } from './workflow-client.js';
 import type { StartPacing } from './start-pacing.js';
 

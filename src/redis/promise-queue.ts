@@ -3,7 +3,7 @@
  * reserve.lua writes the entries; claim.lua and release.lua drop them.
  */
 import type { RedisClient } from '../infra/redis.js';
-import { parsePromised, type Promised } from './redis-inventory.js';
+import { parsePromised, type Promised } from './inventory.js';
 import { luaScripts, saleKeys } from './layout.js';
 
 export class PromiseQueue {

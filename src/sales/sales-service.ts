@@ -2,8 +2,8 @@
 import type { SaleRecord } from '../db/rows.js';
 import type { SaleStore } from '../db/sales.js';
 import type { RedisClient } from '../infra/redis.js';
-import { RedisInventory } from '../redis/redis-inventory.js';
-import { RedisSales } from '../redis/redis-sales.js';
+import { RedisInventory } from '../redis/inventory.js';
+import { RedisSales } from '../redis/sales.js';
 import { echo, Refusal } from '../infra/refusal.js';
 import { saleSchema, type SaleView } from './sale-view.js';
 import { shown } from '../infra/schema-fields.js';

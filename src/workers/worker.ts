@@ -12,7 +12,7 @@ import { OrderChangeNotifier } from '../order/status-reads.js';
 import { OrderWorkflowClient } from '../order/workflow-client.js';
 import type { Stores } from '../db/stores.js';
 import { PromiseQueue } from '../redis/promise-queue.js';
-import { RedisInventory } from '../redis/redis-inventory.js';
+import { RedisInventory } from '../redis/inventory.js';
 import { boundBy, Deadline, DependencyGuard } from '../infra/dependency-guard.js';
 import { isMysqlFailure } from '../db/rows.js';
 import { PaymentReceiver, PaymentSignals } from '../payments/receiver.js';

@@ -14,7 +14,7 @@ import {
   type RedisCounters,
   type SaleInvariantOptions,
 } from '../../src/invariants/check.js';
-import { RedisInventory } from '../../src/redis/redis-inventory.js';
+import { RedisInventory } from '../../src/redis/inventory.js';
 import type { OrderInput } from '../../src/model/order-workflow.js';
 import { testConfig } from './env.js';
 import { waitFor, WaitTimeoutError } from '../../stack/wait-for.js';

@@ -8,7 +8,7 @@ import { testConfig } from './env.js';
 import { isMysqlFailure } from '../../src/db/rows.js';
 import type { Stores } from '../../src/db/stores.js';
 import { DependencyGuard } from '../../src/infra/dependency-guard.js';
-import type { RedisInventory } from '../../src/redis/redis-inventory.js';
+import type { RedisInventory } from '../../src/redis/inventory.js';
 import { OrderWorkflowClient } from '../../src/order/workflow-client.js';
 import { OrderLookup, type OrderLookupDeps } from '../../src/order/lookup.js';
 import { StartPacing } from '../../src/order/start-pacing.js';

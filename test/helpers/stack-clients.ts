@@ -10,7 +10,7 @@ import { createMysqlPool } from '../../src/db/pool.js';
 import { openStores, type Stores } from '../../src/db/stores.js';
 import { createRedis, type RedisClient } from '../../src/infra/redis.js';
 import { createTemporalClient } from '../../src/infra/temporal-connection.js';
-import { RedisInventory } from '../../src/redis/redis-inventory.js';
+import { RedisInventory } from '../../src/redis/inventory.js';
 import { testConfig } from './env.js';
 
 /** MySQL and Redis, for a file that needs no Temporal (or one that has stopped it). */

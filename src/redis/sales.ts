@@ -1,8 +1,8 @@
 /** A sale's definition in Redis: putting a SKU on sale and closing it (define_sale.lua, close_sale.lua). */
 import type { RedisClient } from '../infra/redis.js';
-import { toEpochMs, type SaleDefinition } from './redis-inventory.js';
+import { toEpochMs, type SaleDefinition } from './inventory.js';
 import { luaScripts, pipelineKeys, saleKeys } from './layout.js';
-import { RedisLine, type LineDefinition } from './redis-line.js';
+import { RedisLine, type LineDefinition } from './line.js';
 
 export class RedisSales {
   private readonly scripts;
