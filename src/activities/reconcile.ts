@@ -13,6 +13,7 @@ import {
   PROMISE_MAX_AGE_MS,
   type AdoptionPageResult,
   type RefundStartPage,
+  type RedisCounters,
   type ReservationPageResult,
   type SaleDrift,
   type SaleSurvey,
@@ -182,13 +183,12 @@ export function createReconcileActivities(deps: ReconcileDeps) {
           ]);
           // Every key Redis ever mapped stays (orders not yet in MySQL add more): fewer than MySQL's were lost.
           const keysMissing = redis ? Math.max(0, (mysql?.keyedOrders ?? 0) - keys) : 0;
-          const needsScan =
-            redis !== null &&
-            (redis.reserved > 0 ||
-              redis.reserved !== awaitingPayment ||
-              redis.sold !== paid ||
-              redis.available !== (mysql?.available ?? redis.available) ||
-              keysMissing > 0);
+          // With no MySQL row of the sale, its available units are not compared.
+          const drifts = (counters: RedisCounters) =>
+            Object.values(
+              driftOf(counters, { available: mysql?.available ?? counters.available, awaitingPayment, sold: paid }),
+            ).some((units) => units !== 0);
+          const needsScan = redis !== null && (redis.reserved > 0 || drifts(redis) || keysMissing > 0);
           return {
             sku,
             redis,
